@@ -1,0 +1,42 @@
+# Set-up and entry points. Every target builds .venv from nothing when it is missing.
+#
+#   make train ARGS="experiment=mnist_simple"   train (Hydra overrides in ARGS)
+#   make test                                   the test suite (what CI runs)
+#
+# TORCH picks the PyTorch requirement. The default, torch==2.13.0, resolves to a
+# small CPU wheel on the project's CI machines; on a GPU machine use
+# `make TORCH=torch` (or any CUDA build) to get CUDA kernels.
+
+PYTHON ?= python3
+VENV   ?= .venv
+TORCH  ?= torch==2.13.0
+ARGS   ?=
+PYTEST_ARGS ?=
+
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup train eval bench test clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+train: setup
+	$(BIN)/python -m seq2seq_lab.train $(ARGS)
+
+eval: setup
+	$(BIN)/python -m seq2seq_lab.eval $(ARGS)
+
+bench: setup
+	$(BIN)/python -m seq2seq_lab.bench $(ARGS)
+
+test: setup
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) outputs multirun

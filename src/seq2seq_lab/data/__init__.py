@@ -1,0 +1,1 @@
+"""Data layer: tokenizer, readers, datasets and LightningDataModules. Knows nothing of models."""

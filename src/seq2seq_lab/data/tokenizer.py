@@ -1,0 +1,107 @@
+"""Character tokenizer that owns its special tokens.
+
+Ids follow the classic PyTorch OCR layout: ``SOS = 0``, ``EOS = 1``, and the
+character on charset line ``i`` (0-based) is ``i + 2``. ``PAD`` and ``UNK`` come
+after the characters, so a charset's ids never depend on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+
+
+class UnknownCharacterError(ValueError):
+    """A label holds a character that the charset lacks."""
+
+    def __init__(self, char: str, text: str):
+        super().__init__(f"character {char!r} (U+{ord(char):04X}) in label {text!r} is not in the charset")
+        self.char = char
+        self.text = text
+
+
+class Tokenizer:
+    """Maps text to token ids and back.
+
+    Args:
+        charset: the characters, in id order; duplicates are an error.
+        use_unk: map characters outside the charset to ``UNK`` instead of raising.
+    """
+
+    SOS = 0
+    EOS = 1
+    _FIRST_CHAR = 2
+
+    def __init__(self, charset: Sequence[str], use_unk: bool = False):
+        chars = list(charset)
+        seen: dict[str, int] = {}
+        for i, c in enumerate(chars):
+            if c in seen:
+                raise ValueError(f"charset has {c!r} twice (entries {seen[c] + 1} and {i + 1})")
+            seen[c] = i
+        self.chars = chars
+        self.use_unk = use_unk
+        self._ids = {c: i + self._FIRST_CHAR for i, c in enumerate(chars)}
+        self.PAD = self._FIRST_CHAR + len(chars)
+        self.UNK = self.PAD + 1
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of output classes: characters plus SOS, EOS, PAD and UNK."""
+        return self.UNK + 1
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def unknown_chars(self, text: str) -> list[str]:
+        """Characters of ``text`` that the charset lacks, in order of appearance."""
+        return [c for c in dict.fromkeys(text) if c not in self._ids]
+
+    def encode(self, text: str) -> list[int]:
+        """Character ids of ``text`` followed by ``EOS``."""
+        ids = []
+        for c in text:
+            i = self._ids.get(c)
+            if i is None:
+                if not self.use_unk:
+                    raise UnknownCharacterError(c, text)
+                i = self.UNK
+            ids.append(i)
+        ids.append(self.EOS)
+        return ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of ``ids`` up to the first ``EOS``; other specials are dropped (UNK shows as U+FFFD)."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == self.EOS:
+                break
+            if self._FIRST_CHAR <= i < self.PAD:
+                out.append(self.chars[i - self._FIRST_CHAR])
+            elif i == self.UNK:
+                out.append("\ufffd")
+        return "".join(out)
+
+    def batch_encode(self, texts: Sequence[str], max_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pad encoded texts into one tensor.
+
+        Returns:
+            targets: ``(B, L)`` long, each row ``chars..., EOS, PAD...``; ``L`` is
+                ``max_length + 1`` when given, else the longest row.
+            lengths: ``(B,)`` long, tokens per row including ``EOS``.
+        """
+        rows = [self.encode(t) for t in texts]
+        width = max_length + 1 if max_length is not None else max((len(r) for r in rows), default=1)
+        targets = torch.full((len(rows), width), self.PAD, dtype=torch.long)
+        for b, r in enumerate(rows):
+            if len(r) > width:
+                raise ValueError(f"label {texts[b]!r} has {len(r) - 1} characters, more than max_length={width - 1}")
+            targets[b, : len(r)] = torch.tensor(r, dtype=torch.long)
+        lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+        return targets, lengths
+
+    def batch_decode(self, ids: torch.Tensor) -> list[str]:
+        """Decode each row of a ``(B, L)`` id tensor."""
+        return [self.decode(row) for row in ids.tolist()]

@@ -1,0 +1,198 @@
+"""Attention modules, registered by name.
+
+Every module maps ``(query (B, Q), keys (B, T, K), mask (B, T))`` to
+``(context (B, C), weights (B, T))``: the weights sum to 1 over the valid
+positions (``mask`` True) and are 0 where masked. ``C`` is ``K``, or 0 for
+``none``. Modules whose key-side work does not depend on the query do it once per
+sequence in :meth:`Attention.precompute`; the decoder passes the result back
+as ``cache`` at every step.
+
+Adding a type: write a subclass here, decorate it with ``@register("name")``,
+and add ``conf/model/attention/name.yaml``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+ATTENTIONS: dict[str, type[Attention]] = {}
+
+
+def register(name: str) -> Callable[[type[Attention]], type[Attention]]:
+    def add(cls: type[Attention]) -> type[Attention]:
+        ATTENTIONS[name] = cls
+        cls.name = name
+        return cls
+
+    return add
+
+
+def build_attention(spec: str | Callable[..., Attention], query_dim: int, key_dim: int) -> Attention:
+    """An attention module from a registered name or a factory (e.g. a Hydra partial)."""
+    if isinstance(spec, str):
+        if spec not in ATTENTIONS:
+            raise ValueError(f"unknown attention {spec!r}; choose one of {', '.join(ATTENTIONS)}")
+        return ATTENTIONS[spec](query_dim=query_dim, key_dim=key_dim)
+    return spec(query_dim=query_dim, key_dim=key_dim)
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Softmax over the last axis of ``scores (B, T)``, 0 where ``mask (B, T)`` is False."""
+    if mask is None:
+        return torch.softmax(scores, dim=-1)
+    weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+    return weights.masked_fill(~mask, 0.0)  # also clears the NaNs of an all-masked row
+
+
+def weighted_sum(weights: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """``weights (B, T)`` x ``keys (B, T, K)`` -> ``(B, K)``."""
+    return torch.bmm(weights.unsqueeze(1), keys).squeeze(1)
+
+
+class Attention(nn.Module):
+    """Base class: subclasses score the keys; this class normalises and sums."""
+
+    name = "base"
+
+    def __init__(self, query_dim: int, key_dim: int):
+        super().__init__()
+        self.query_dim = query_dim
+        self.key_dim = key_dim
+
+    @property
+    def context_dim(self) -> int:
+        return self.key_dim
+
+    def precompute(self, keys: torch.Tensor) -> torch.Tensor | None:
+        """Query-independent work on ``keys (B, T, K)``, done once per sequence."""
+        return None
+
+    def score(self, query: torch.Tensor, keys: torch.Tensor, cache: torch.Tensor | None) -> torch.Tensor:
+        """Unnormalised scores ``(B, T)``."""
+        raise NotImplementedError
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        cache: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if cache is None:
+            cache = self.precompute(keys)
+        weights = masked_softmax(self.score(query, keys, cache), mask)
+        return weighted_sum(weights, keys), weights
+
+
+@register("none")
+class NoAttention(Attention):
+    """No attention: an empty context ``(B, 0)`` and all-zero weights."""
+
+    @property
+    def context_dim(self) -> int:
+        return 0
+
+    def forward(self, query, keys, mask=None, cache=None):
+        batch, steps = keys.shape[:2]
+        return keys.new_zeros(batch, 0), keys.new_zeros(batch, steps)
+
+
+@register("mlp")
+class AdditiveAttention(Attention):
+    """Bahdanau et al. (2015): ``v^T tanh(W_q q + W_k k)``.
+
+    Args:
+        attention_dim: size of the hidden layer (default: ``key_dim``).
+    """
+
+    def __init__(self, query_dim: int, key_dim: int, attention_dim: int | None = None):
+        super().__init__(query_dim, key_dim)
+        attention_dim = attention_dim or key_dim
+        self.query_proj = nn.Linear(query_dim, attention_dim)
+        self.key_proj = nn.Linear(key_dim, attention_dim, bias=False)
+        self.energy = nn.Linear(attention_dim, 1, bias=False)
+
+    def precompute(self, keys):
+        return self.key_proj(keys)  # (B, T, A)
+
+    def score(self, query, keys, cache):
+        hidden = torch.tanh(cache + self.query_proj(query).unsqueeze(1))  # (B, T, A)
+        return self.energy(hidden).squeeze(-1)
+
+
+@register("dot")
+class DotAttention(Attention):
+    """Luong et al. (2015) dot: ``q . k``.
+
+    When ``query_dim != key_dim`` the keys are first mapped to the query's size
+    by a linear layer (once per sequence); with equal sizes there are no
+    parameters.
+    """
+
+    def __init__(self, query_dim: int, key_dim: int):
+        super().__init__(query_dim, key_dim)
+        self.key_proj = nn.Linear(key_dim, query_dim, bias=False) if key_dim != query_dim else None
+
+    def precompute(self, keys):
+        return keys if self.key_proj is None else self.key_proj(keys)  # (B, T, Q)
+
+    def score(self, query, keys, cache):
+        return torch.bmm(cache, query.unsqueeze(2)).squeeze(2)
+
+
+@register("general")
+class GeneralAttention(Attention):
+    """Luong et al. (2015) general: ``q^T W k``, computed as ``(W^T q) . k``."""
+
+    def __init__(self, query_dim: int, key_dim: int):
+        super().__init__(query_dim, key_dim)
+        self.query_proj = nn.Linear(query_dim, key_dim, bias=False)
+
+    def score(self, query, keys, cache):
+        return torch.bmm(keys, self.query_proj(query).unsqueeze(2)).squeeze(2)
+
+
+@register("concat")
+class ConcatAttention(Attention):
+    """Luong et al. (2015) concat: ``v^T tanh(W [q; k])``, one weight over the concatenation.
+
+    Args:
+        attention_dim: size of the hidden layer (default: ``key_dim``).
+    """
+
+    def __init__(self, query_dim: int, key_dim: int, attention_dim: int | None = None):
+        super().__init__(query_dim, key_dim)
+        attention_dim = attention_dim or key_dim
+        self.joint = nn.Linear(query_dim + key_dim, attention_dim)
+        self.energy = nn.Linear(attention_dim, 1, bias=False)
+
+    def score(self, query, keys, cache):
+        expanded = query.unsqueeze(1).expand(-1, keys.size(1), -1)
+        return self.energy(torch.tanh(self.joint(torch.cat([expanded, keys], dim=-1)))).squeeze(-1)
+
+
+@register("position")
+class PositionAttention(Attention):
+    """Position-only attention of the classic PyTorch OCR tutorial.
+
+    The weights come from the query alone, a linear map to ``max_positions``
+    fixed slots; the keys only supply the values. Sequences may be shorter than
+    ``max_positions`` (the extra slots are dropped), never longer.
+    """
+
+    def __init__(self, query_dim: int, key_dim: int, max_positions: int = 71):
+        super().__init__(query_dim, key_dim)
+        self.max_positions = max_positions
+        self.slots = nn.Linear(query_dim, max_positions)
+
+    def score(self, query, keys, cache):
+        steps = keys.size(1)
+        if steps > self.max_positions:
+            raise ValueError(
+                f"position attention has {self.max_positions} slots but the encoder gave {steps} steps; "
+                f"set max_positions >= {steps}"
+            )
+        return self.slots(query)[:, :steps]

@@ -1,0 +1,132 @@
+"""``SimpleSeq2Seq`` and ``AttentionSeq2Seq`` with the Keras seq2seq library's argument names.
+
+Two output modes:
+
+* vector mode (``embed_dim=None``, the Keras behaviour): each step emits an
+  ``output_dim`` vector and feeds it back; the top decoder layer has
+  ``output_dim`` units and is the output (no projection).
+* token mode (``embed_dim`` set): ``output_dim`` is a vocabulary; each step
+  emits logits, feeds back the (target or predicted) token through an
+  embedding, and ``teacher_force`` is the training ratio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from seq2seq_lab.models.attention import Attention
+from seq2seq_lab.models.decoder import RecurrentDecoder
+from seq2seq_lab.models.encoders import SequenceEncoder
+from seq2seq_lab.models.feedback import OutputFeedback, TokenFeedback
+from seq2seq_lab.models.seq2seq import Seq2Seq
+
+
+def split_depth(depth: int | Sequence[int]) -> tuple[int, int]:
+    """``depth`` as ``(encoder, decoder)`` layers: an int serves both."""
+    if isinstance(depth, int):
+        pair = (depth, depth)
+    else:
+        pair = tuple(depth)
+        if len(pair) != 2:
+            raise ValueError(f"depth must be an int or [encoder, decoder], got {list(pair)}")
+    if any(not isinstance(d, int) or d < 1 for d in pair):
+        raise ValueError(f"depth values must be integers >= 1, got {depth}")
+    return pair  # type: ignore[return-value]
+
+
+def _check_sizes(**sizes: int) -> None:
+    for name, value in sizes.items():
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+def _build(
+    input_length: int,
+    input_dim: int,
+    hidden_dim: int,
+    output_length: int,
+    output_dim: int,
+    depth: int | Sequence[int],
+    dropout: float,
+    bidirectional: bool,
+    peek: bool,
+    teacher_force: float | bool,
+    cell: str,
+    attention: str | Callable[..., Attention],
+    embed_dim: int | None,
+) -> Seq2Seq:
+    _check_sizes(input_length=input_length, input_dim=input_dim, hidden_dim=hidden_dim,
+                 output_length=output_length, output_dim=output_dim, embed_dim=embed_dim)
+    if not 0.0 <= float(teacher_force) <= 1.0:
+        raise ValueError(f"teacher_force must be in [0, 1], got {teacher_force}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    enc_depth, dec_depth = split_depth(depth)
+    encoder = SequenceEncoder(input_dim, hidden_dim, cell, enc_depth, dropout, bidirectional)
+    if embed_dim is None:
+        feedback = OutputFeedback(output_dim)
+        hidden_sizes = [hidden_dim] * (dec_depth - 1) + [output_dim]
+    else:
+        feedback = TokenFeedback(output_dim, embed_dim)
+        hidden_sizes = [hidden_dim] * dec_depth
+    decoder = RecurrentDecoder(
+        feedback,
+        memory_dim=encoder.output_dim,
+        summary_dim=encoder.output_dim,
+        hidden_sizes=hidden_sizes,
+        output_dim=output_dim,
+        cell=cell,
+        attention=attention,
+        dropout=dropout,
+        peek=peek,
+        output_projection=embed_dim is not None,
+    )
+    model = Seq2Seq(encoder, decoder, output_length, float(teacher_force))
+    model.input_length = input_length
+    return model
+
+
+def SimpleSeq2Seq(
+    input_length: int,
+    input_dim: int,
+    hidden_dim: int,
+    output_length: int,
+    output_dim: int,
+    depth: int | Sequence[int] = 1,
+    dropout: float = 0.0,
+    bidirectional: bool = False,
+    peek: bool = True,
+    teacher_force: float | bool = False,
+    cell: str = "lstm",
+    attention: str | Callable[..., Attention] = "none",
+    embed_dim: int | None = None,
+) -> Seq2Seq:
+    """Encoder summary -> decoder, no attention by default.
+
+    ``peek`` (default on) feeds the encoder summary into every decoder step, as
+    the Keras model's repeated context vector does. ``(B, input_length,
+    input_dim) -> (B, output_length, output_dim)``.
+    """
+    return _build(input_length, input_dim, hidden_dim, output_length, output_dim, depth, dropout,
+                  bidirectional, peek, teacher_force, cell, attention, embed_dim)
+
+
+def AttentionSeq2Seq(
+    input_length: int,
+    input_dim: int,
+    hidden_dim: int,
+    output_length: int,
+    output_dim: int,
+    depth: int | Sequence[int] = 1,
+    dropout: float = 0.0,
+    bidirectional: bool = True,
+    peek: bool = False,
+    teacher_force: float | bool = False,
+    cell: str = "lstm",
+    attention: str | Callable[..., Attention] = "mlp",
+    embed_dim: int | None = None,
+) -> Seq2Seq:
+    """Bidirectional encoder (``hidden_dim`` units per direction) with an
+    attention decoder (Bahdanau ``mlp`` by default)."""
+    return _build(input_length, input_dim, hidden_dim, output_length, output_dim, depth, dropout,
+                  bidirectional, peek, teacher_force, cell, attention, embed_dim)

@@ -1,0 +1,150 @@
+"""The one recurrent decoder: MNIST, the toy tasks and OCR all use it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from seq2seq_lab.models.attention import Attention, build_attention
+from seq2seq_lab.models.cells import LayerState, StackedCell
+from seq2seq_lab.models.feedback import OutputFeedback, TokenFeedback
+
+
+class RecurrentDecoder(nn.Module):
+    """A stacked recurrent decoder with attention that feeds back its own output.
+
+    At step ``t``, with ``s`` the state after step ``t-1``::
+
+        context, weights = attention(top(s), memory, mask)
+        h, s = cells([prev; context; summary if peek], s)
+        output = W [h; context]            (or h itself without projection)
+
+    ``prev`` is the fed-back previous output (see :mod:`feedback`): the target
+    under teacher forcing, else the model's own prediction.
+
+    Args:
+        feedback: :class:`TokenFeedback` (token targets) or :class:`OutputFeedback` (vectors).
+        memory_dim: ``K``, features of the encoder memory.
+        summary_dim: features of the encoder summary (for ``bridge`` and ``peek``).
+        hidden_sizes: units per decoder layer, bottom first.
+        output_dim: ``V``, size of each step's output.
+        cell: ``rnn`` | ``lstm`` | ``gru``.
+        attention: a registered name or a factory ``(query_dim, key_dim) -> Attention``.
+        dropout: between layers.
+        peek: feed the encoder summary into every step.
+        bridge: start from ``tanh(W summary)``; otherwise from zeros.
+        output_projection: map ``[h; context]`` to ``output_dim``; without it the top
+            layer must have ``output_dim`` units and its output is the step's output.
+    """
+
+    def __init__(
+        self,
+        feedback: TokenFeedback | OutputFeedback,
+        memory_dim: int,
+        summary_dim: int,
+        hidden_sizes: Sequence[int],
+        output_dim: int,
+        cell: str = "lstm",
+        attention: str | Callable[..., Attention] = "mlp",
+        dropout: float = 0.0,
+        peek: bool = False,
+        bridge: bool = True,
+        output_projection: bool = True,
+    ):
+        super().__init__()
+        self.hidden_sizes = list(hidden_sizes)
+        top = self.hidden_sizes[-1]
+        self.feedback = feedback
+        self.attention = build_attention(attention, query_dim=top, key_dim=memory_dim)
+        context_dim = self.attention.context_dim
+        self.peek = peek
+        step_input = feedback.dim + context_dim + (summary_dim if peek else 0)
+        self.cells = StackedCell(cell, step_input, self.hidden_sizes, dropout)
+        self.bridge = nn.Linear(summary_dim, sum(self.hidden_sizes)) if bridge else None
+        if output_projection:
+            self.output = nn.Linear(top + context_dim, output_dim)
+        elif top != output_dim:
+            raise ValueError(f"without output_projection the top decoder layer needs output_dim={output_dim} units, has {top}")
+        else:
+            self.output = None
+        self.output_dim = output_dim
+
+    def initial_state(self, summary: torch.Tensor) -> list[LayerState]:
+        """Decoder state from the encoder ``summary (B, S)``."""
+        if self.bridge is None:
+            hidden = [summary.new_zeros(summary.size(0), h) for h in self.hidden_sizes]
+        else:
+            hidden = list(torch.tanh(self.bridge(summary)).split(self.hidden_sizes, dim=-1))
+        return self.cells.initial_state(hidden)
+
+    def step(
+        self,
+        prev: torch.Tensor,
+        state: list[LayerState],
+        memory: torch.Tensor,
+        mask: torch.Tensor,
+        summary: torch.Tensor,
+        cache: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[LayerState]]:
+        """One step: ``prev (B, E)`` -> ``output (B, V)``, ``weights (B, T)``, new state."""
+        context, weights = self.attention(StackedCell.top(state), memory, mask, cache)
+        parts = [prev, context, summary] if self.peek else [prev, context]
+        hidden, state = self.cells(torch.cat(parts, dim=-1), state)
+        output = hidden if self.output is None else self.output(torch.cat([hidden, context], dim=-1))
+        return output, weights, state
+
+    def forward(
+        self,
+        memory: torch.Tensor,
+        mask: torch.Tensor,
+        summary: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        teacher_forcing: float = 1.0,
+        max_length: int | None = None,
+        eos_id: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decode ``L`` steps.
+
+        Args:
+            memory: ``(B, T, K)`` encoder outputs.
+            mask: ``(B, T)`` True on valid steps.
+            summary: ``(B, S)`` encoder summary.
+            targets: ``(B, L)`` token ids (or ``(B, L, V)`` vectors); sets ``L`` when given.
+            teacher_forcing: probability, drawn once per step for the whole batch,
+                that the next input is the target rather than the model's own
+                output. 1 = always, 0 = never.
+            max_length: ``L`` when there are no targets.
+            eos_id: without targets, stop once every row has produced this token.
+
+        Returns:
+            outputs ``(B, L', V)`` and attention ``(B, L', T)``; ``L' = L``
+            unless decoding stopped early at ``eos_id``.
+        """
+        if targets is None and max_length is None:
+            raise ValueError("decoder needs targets or max_length")
+        steps = targets.size(1) if targets is not None else max_length
+        batch = memory.size(0)
+        state = self.initial_state(summary)
+        cache = self.attention.precompute(memory)
+        prev = self.feedback.start(batch, memory.device)
+        finished = torch.zeros(batch, dtype=torch.bool, device=memory.device)
+        outputs, weights = [], []
+        for t in range(steps):
+            output, w, state = self.step(prev, state, memory, mask, summary, cache)
+            outputs.append(output)
+            weights.append(w)
+            if t + 1 == steps:
+                break
+            if targets is not None and teacher_forcing > 0 and (
+                teacher_forcing >= 1 or float(torch.rand(())) < teacher_forcing
+            ):
+                prev = self.feedback.from_targets(targets[:, t])
+            else:
+                prev = self.feedback.from_logits(output)
+                if targets is None and eos_id is not None:
+                    finished |= output.argmax(-1) == eos_id
+                    if bool(finished.all()):
+                        break
+        return torch.stack(outputs, dim=1), torch.stack(weights, dim=1)

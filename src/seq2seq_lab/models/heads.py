@@ -1,0 +1,18 @@
+"""Output heads that sit after the decoder."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ClassifierHead(nn.Module):
+    """Flattens the decoder's ``(B, L, D)`` outputs and maps them to ``(B, C)`` class logits
+    (the Keras MNIST recipe: 10 steps x 10 outputs -> Dense(10))."""
+
+    def __init__(self, output_length: int, output_dim: int, num_classes: int):
+        super().__init__()
+        self.linear = nn.Linear(output_length * output_dim, num_classes)
+
+    def forward(self, outputs: torch.Tensor) -> torch.Tensor:
+        return self.linear(outputs.flatten(1))

@@ -1,0 +1,88 @@
+"""Decoding searches over a :class:`RecurrentDecoder`: greedy and beam."""
+
+from __future__ import annotations
+
+import torch
+
+from seq2seq_lab.models.cells import StackedCell
+from seq2seq_lab.models.decoder import RecurrentDecoder
+from seq2seq_lab.models.feedback import TokenFeedback
+
+
+def greedy(
+    decoder: RecurrentDecoder,
+    memory: torch.Tensor,
+    mask: torch.Tensor,
+    summary: torch.Tensor,
+    max_length: int,
+    eos_id: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Most likely token at every step.
+
+    Returns:
+        tokens ``(B, L')``, scores ``(B,)`` (sum of log-probabilities up to and
+        including the first EOS) and attention ``(B, L', T)``; ``L' <= max_length``.
+    """
+    logits, weights = decoder(memory, mask, summary, max_length=max_length, eos_id=eos_id)
+    log_probs, tokens = logits.log_softmax(-1).max(-1)  # (B, L')
+    return tokens, (log_probs * _until_eos(tokens, eos_id)).sum(1), weights
+
+
+def _until_eos(tokens: torch.Tensor, eos_id: int) -> torch.Tensor:
+    """``(B, L)`` float mask: 1 up to and including the first EOS of each row."""
+    is_eos = (tokens == eos_id).long()
+    return ((is_eos.cumsum(1) - is_eos) == 0).float()
+
+
+@torch.no_grad()
+def beam(
+    decoder: RecurrentDecoder,
+    memory: torch.Tensor,
+    mask: torch.Tensor,
+    summary: torch.Tensor,
+    max_length: int,
+    eos_id: int,
+    beam_width: int = 5,
+    length_penalty: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Beam search; ``beam_width=1`` gives the greedy answer.
+
+    Hypotheses that produced EOS stay finished (they only extend by EOS at no
+    cost). The best hypothesis maximises ``score / length ** length_penalty``.
+
+    Returns:
+        tokens ``(B, L')`` and scores ``(B,)`` (sum of log-probabilities).
+    """
+    if not isinstance(decoder.feedback, TokenFeedback):
+        raise ValueError("beam search needs a token decoder (TokenFeedback)")
+    batch, width = memory.size(0), beam_width
+    memory, mask, summary = (x.repeat_interleave(width, dim=0) for x in (memory, mask, summary))
+    state = decoder.initial_state(summary)
+    cache = decoder.attention.precompute(memory)
+    prev = decoder.feedback.start(batch * width, memory.device)
+    scores = torch.full((batch, width), float("-inf"), device=memory.device)
+    scores[:, 0] = 0.0  # all beams start identical: keep one
+    tokens = torch.zeros(batch * width, 0, dtype=torch.long, device=memory.device)
+    finished = torch.zeros(batch * width, dtype=torch.bool, device=memory.device)
+    lengths = torch.zeros(batch * width, device=memory.device)
+    base = (torch.arange(batch, device=memory.device) * width).unsqueeze(1)
+    for _ in range(max_length):
+        output, _, state = decoder.step(prev, state, memory, mask, summary, cache)
+        log_probs = output.float().log_softmax(-1)  # (B*W, V)
+        vocab = log_probs.size(-1)
+        log_probs[finished] = float("-inf")
+        log_probs[finished, eos_id] = 0.0
+        candidates = (scores.view(-1, 1) + log_probs).view(batch, width * vocab)
+        scores, index = candidates.topk(width, dim=1)  # (B, W)
+        chosen = (base + index // vocab).view(-1)
+        token = (index % vocab).view(-1)
+        tokens = torch.cat([tokens.index_select(0, chosen), token.unsqueeze(1)], dim=1)
+        lengths = lengths.index_select(0, chosen) + (~finished.index_select(0, chosen)).float()
+        finished = finished.index_select(0, chosen) | (token == eos_id)
+        state = StackedCell.reorder(state, chosen)
+        prev = decoder.feedback.from_targets(token)
+        if bool(finished.all()):
+            break
+    ranked = scores / lengths.view(batch, width).clamp(min=1) ** length_penalty
+    best = (base.squeeze(1) + ranked.argmax(1))
+    return tokens.index_select(0, best), scores.view(-1).index_select(0, best)

@@ -1,0 +1,80 @@
+"""Encoder + decoder assemblies."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from seq2seq_lab.models.decoder import RecurrentDecoder
+from seq2seq_lab.models.heads import ClassifierHead
+from seq2seq_lab.models.search import beam, greedy
+
+
+class Seq2Seq(nn.Module):
+    """An encoder ``(inputs, lengths) -> (memory, mask, summary)`` and a :class:`RecurrentDecoder`.
+
+    Args:
+        encoder: any module with that signature and an ``output_dim``.
+        decoder: the decoder.
+        output_length: default number of decoding steps.
+        teacher_force: default teacher forcing ratio in training (bool or [0, 1]).
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: RecurrentDecoder, output_length: int, teacher_force: float = 1.0):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.output_length = output_length
+        self.output_dim = decoder.output_dim
+        self.teacher_force = float(teacher_force)
+
+    def encode(self, inputs: torch.Tensor, input_lengths: torch.Tensor | None = None):
+        """``inputs (B, T, F)`` or images -> ``memory (B, T', K)``, ``mask (B, T')``, ``summary (B, S)``."""
+        return self.encoder(inputs, input_lengths)
+
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        input_lengths: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+        teacher_forcing: float | None = None,
+        max_length: int | None = None,
+        eos_id: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Outputs ``(B, L, V)`` and attention ``(B, L, T')``; see :meth:`RecurrentDecoder.forward`."""
+        memory, mask, summary = self.encode(inputs, input_lengths)
+        ratio = self.teacher_force if teacher_forcing is None else teacher_forcing
+        return self.decoder(
+            memory, mask, summary, targets, ratio, max_length or self.output_length, eos_id
+        )
+
+    def generate(
+        self,
+        inputs: torch.Tensor,
+        input_lengths: torch.Tensor | None,
+        eos_id: int,
+        max_length: int | None = None,
+        beam_width: int = 1,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Decode without targets: tokens ``(B, L')``, scores ``(B,)`` and attention
+        ``(B, L', T')`` (None for beam search)."""
+        memory, mask, summary = self.encode(inputs, input_lengths)
+        steps = max_length or self.output_length
+        if beam_width > 1:
+            tokens, scores = beam(self.decoder, memory, mask, summary, steps, eos_id, beam_width)
+            return tokens, scores, None
+        return greedy(self.decoder, memory, mask, summary, steps, eos_id)
+
+
+class SequenceClassifier(nn.Module):
+    """A :class:`Seq2Seq` whose whole output sequence feeds a classifier head: ``(B, T, F) -> (B, C)``."""
+
+    def __init__(self, seq2seq: Seq2Seq, num_classes: int):
+        super().__init__()
+        self.seq2seq = seq2seq
+        self.head = ClassifierHead(seq2seq.output_length, seq2seq.output_dim, num_classes)
+
+    def forward(self, inputs: torch.Tensor, input_lengths: torch.Tensor | None = None):
+        """Class logits ``(B, C)`` and attention ``(B, L, T)``."""
+        outputs, weights = self.seq2seq(inputs, input_lengths)
+        return self.head(outputs), weights

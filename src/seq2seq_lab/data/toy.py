@@ -177,6 +177,7 @@ class ToyDataModule(L.LightningDataModule):
         self.input_length = max_length
         self.output_length = max_length + 1
         self.vocab_size = self.tokenizer.vocab_size
+        self.output_dim = self.vocab_size  # the model's output size
         self.splits: dict[str, dict[str, Any]] = {}
 
     def setup(self, stage: str | None = None) -> None:

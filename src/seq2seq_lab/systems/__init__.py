@@ -1,0 +1,7 @@
+"""LightningModules: a model plus its loss, metrics, optimiser and logging."""
+
+from seq2seq_lab.systems.base import BaseSystem
+from seq2seq_lab.systems.classify import ClassifySystem
+from seq2seq_lab.systems.seq2seq import Seq2SeqSystem
+
+__all__ = ["BaseSystem", "ClassifySystem", "Seq2SeqSystem"]

@@ -1,0 +1,107 @@
+"""The base system: optimiser and schedule, the train/val/test loop shape, best-metric tracking."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from torchmetrics import MaxMetric, MeanMetric
+
+
+class BaseSystem(L.LightningModule):
+    """Shared Lightning plumbing. Subclasses implement:
+
+    * ``compute_loss(batch) -> (loss, outputs)``: plain torch, no logging (the
+      benchmark's plain-PyTorch loop calls it too);
+    * ``update_metrics(batch, outputs, stage)`` and ``stage_metrics(stage) -> dict``.
+
+    ``val/<monitor>`` is tracked as ``val/<monitor>_best``.
+
+    Args:
+        optimizer: factory ``params -> Optimizer`` (a Hydra partial).
+        scheduler: optional factory ``optimizer -> LRScheduler``; a ``total_steps``
+            argument it leaves open is filled with the run's number of steps.
+        scheduler_interval: ``epoch`` or ``step``.
+        monitor: the validation metric whose best value is tracked.
+    """
+
+    def __init__(
+        self,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        scheduler_interval: str = "epoch",
+        monitor: str = "acc",
+    ):
+        super().__init__()
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.monitor = monitor
+        # keyed by stage; "train" is not a valid ModuleDict key (nn.Module.train)
+        self.losses = torch.nn.ModuleDict({f"{s}_loss": MeanMetric() for s in ("train", "val", "test")})
+        self.best = MaxMetric()
+        self.run_config: dict | None = None  # stored in checkpoints; set by the entry point
+
+    # -- subclass interface -------------------------------------------------
+    def compute_loss(self, batch: dict) -> tuple[torch.Tensor, Any]:
+        raise NotImplementedError
+
+    def update_metrics(self, batch: dict, outputs: Any, stage: str) -> None:
+        raise NotImplementedError
+
+    def stage_metrics(self, stage: str) -> dict[str, Any]:
+        """The metric objects of a stage, by log name (``acc``...)."""
+        raise NotImplementedError
+
+    # -- Lightning hooks ----------------------------------------------------
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss, _ = self.compute_loss(batch)
+        self.losses["train_loss"](loss.detach())
+        self.log("train/loss", self.losses["train_loss"], on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def _eval_step(self, batch: dict, stage: str) -> None:
+        loss, outputs = self.compute_loss(batch)
+        self.losses[f"{stage}_loss"](loss)
+        self.update_metrics(batch, outputs, stage)
+        self.log(f"{stage}/loss", self.losses[f"{stage}_loss"], on_step=False, on_epoch=True, prog_bar=stage == "val")
+        for name, metric in self.stage_metrics(stage).items():
+            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == self.monitor)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_train_start(self) -> None:
+        self.best.reset()  # the sanity check must not count as a best value
+
+    def on_validation_epoch_end(self) -> None:
+        value = self.stage_metrics("val")[self.monitor].compute()
+        self.best(value)
+        self.log(f"val/{self.monitor}_best", self.best.compute(), prog_bar=True, sync_dist=True)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        kwargs = {}
+        if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
+            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.run_config is not None:
+            checkpoint["run_config"] = self.run_config
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.run_config = checkpoint.get("run_config", self.run_config)
+
+    @property
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,88 @@
+"""Sequence-to-sequence with token targets: teacher-forced cross-entropy, greedy (or beam) evaluation."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassExactMatch
+
+from seq2seq_lab.data.tokenizer import Tokenizer
+from seq2seq_lab.models.seq2seq import Seq2Seq
+from seq2seq_lab.systems.base import BaseSystem
+
+
+def align_predictions(tokens: torch.Tensor, length: int, eos_id: int, pad_id: int) -> torch.Tensor:
+    """Predicted ``tokens (B, L')`` as ``(B, length)``: PAD after the first EOS, cut or PAD-filled to ``length``."""
+    is_eos = (tokens == eos_id).long()
+    after_eos = (is_eos.cumsum(1) - is_eos) > 0
+    tokens = tokens.masked_fill(after_eos, pad_id)
+    if tokens.size(1) >= length:
+        return tokens[:, :length]
+    return F.pad(tokens, (0, length - tokens.size(1)), value=pad_id)
+
+
+class Seq2SeqSystem(BaseSystem):
+    """Token targets ``(B, L)`` (chars, EOS, PAD). Training uses teacher forcing at
+    ``model.teacher_force`` (or ``teacher_forcing``); validation and test log the
+    teacher-forced loss and the whole-sequence accuracy ``acc`` of the decoded
+    output (greedy, or beam search when ``beam_width > 1``).
+
+    Args:
+        model: a :class:`~seq2seq_lab.models.Seq2Seq` in token mode.
+        tokenizer: owns SOS/EOS/PAD; ``model.output_dim`` must equal its vocab size.
+        teacher_forcing: training ratio; None keeps the model's ``teacher_force``.
+        beam_width: evaluation search width.
+        label_smoothing: of the cross-entropy.
+    """
+
+    def __init__(
+        self,
+        model: Seq2Seq,
+        tokenizer: Tokenizer,
+        teacher_forcing: float | None = None,
+        beam_width: int = 1,
+        label_smoothing: float = 0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if model.output_dim != tokenizer.vocab_size:
+            raise ValueError(
+                f"model.output_dim={model.output_dim} but the tokenizer has {tokenizer.vocab_size} tokens"
+            )
+        self.net = model
+        self.tokenizer = tokenizer
+        self.teacher_forcing = teacher_forcing
+        self.beam_width = beam_width
+        self.label_smoothing = label_smoothing
+        self.exact_match = nn.ModuleDict(
+            {
+                s: MulticlassExactMatch(tokenizer.vocab_size, ignore_index=tokenizer.PAD)
+                for s in ("val", "test")
+            }
+        )
+
+    def forward(self, inputs: torch.Tensor, input_lengths: torch.Tensor | None = None, max_length: int | None = None):
+        """Decoded tokens ``(B, L')``, scores ``(B,)`` and attention (greedy) or None (beam)."""
+        return self.net.generate(inputs, input_lengths, self.tokenizer.EOS, max_length, self.beam_width)
+
+    def compute_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        targets = batch["targets"]
+        ratio = self.teacher_forcing if self.training else 1.0
+        logits, _ = self.net(batch["inputs"], batch.get("input_lengths"), targets, teacher_forcing=ratio)
+        loss = F.cross_entropy(
+            logits.flatten(0, 1),
+            targets.flatten(),
+            ignore_index=self.tokenizer.PAD,
+            label_smoothing=self.label_smoothing,
+        )
+        return loss, logits
+
+    def update_metrics(self, batch: dict, outputs: torch.Tensor, stage: str) -> None:
+        targets = batch["targets"]
+        tokens, _, _ = self(batch["inputs"], batch.get("input_lengths"), max_length=targets.size(1))
+        preds = align_predictions(tokens, targets.size(1), self.tokenizer.EOS, self.tokenizer.PAD)
+        self.exact_match[stage](preds, targets)
+
+    def stage_metrics(self, stage: str) -> dict:
+        return {"acc": self.exact_match[stage]}

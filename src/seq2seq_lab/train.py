@@ -1,0 +1,64 @@
+"""Train (and test) a system: ``python -m seq2seq_lab.train [overrides]``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig
+
+from seq2seq_lab.assemble import (
+    build_callbacks,
+    build_datamodule,
+    build_loggers,
+    build_system,
+    config_dir,
+    flat_hparams,
+)
+
+log = logging.getLogger(__name__)
+
+
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: str) -> str | None:
+    """``last`` means this run dir's ``checkpoints/last.ckpt`` (None when there is none yet)."""
+    if ckpt_path != "last":
+        return ckpt_path
+    last = Path(output_dir) / "checkpoints" / "last.ckpt"
+    return str(last) if last.is_file() else None
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit and test as the config says; returns the final logged metrics."""
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = build_datamodule(cfg)
+    system = build_system(cfg, datamodule)
+    callbacks = build_callbacks(cfg.get("callbacks"))
+    loggers = build_loggers(cfg.get("logger"))
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(flat_hparams(cfg), {f"val/{system.monitor}_best": 0.0, f"test/{system.monitor}": 0.0})
+    log.info("model: %s, %d parameters", cfg.model._target_, system.num_params)
+
+    if cfg.get("train"):
+        trainer.fit(system, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir), weights_only=True)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+    if cfg.get("test"):
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if not best:
+            log.warning("no best checkpoint: testing the current weights")
+        trainer.test(system, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    metrics = train(cfg)
+    return metrics.get(cfg.get("optimized_metric"))
+
+
+if __name__ == "__main__":
+    main()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
 from seq2seq_lab.assemble import (
@@ -29,6 +30,15 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str) -> str | None:
     return str(last) if last.is_file() else None
 
 
+def log_hyperparams(loggers: list, params: dict, metric_names: list[str]) -> None:
+    """Record the config; TensorBoard also gets the metrics its hparams tab should show."""
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(params, {name: float("nan") for name in metric_names})
+        else:
+            logger.log_hyperparams(params)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test as the config says; returns the final logged metrics."""
     L.seed_everything(cfg.seed, workers=True)
@@ -37,8 +47,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = build_callbacks(cfg.get("callbacks"))
     loggers = build_loggers(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    for logger in loggers:
-        logger.log_hyperparams(flat_hparams(cfg), {f"val/{system.monitor}_best": 0.0, f"test/{system.monitor}": 0.0})
+    log_hyperparams(loggers, flat_hparams(cfg), [f"val/{system.monitor}_best", f"test/{system.monitor}"])
     log.info("model: %s, %d parameters", cfg.model._target_, system.num_params)
 
     if cfg.get("train"):

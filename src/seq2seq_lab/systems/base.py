@@ -77,6 +77,9 @@ class BaseSystem(L.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step(batch, "test")
 
+    def predict_step(self, batch: dict, batch_idx: int):
+        return self(batch["inputs"], batch.get("input_lengths"))
+
     def on_train_start(self) -> None:
         self.best.reset()  # the sanity check must not count as a best value
 

@@ -1,0 +1,169 @@
+"""Throughput of a configured model, Lightning vs a plain PyTorch loop:
+``python -m seq2seq_lab.bench [experiment=...]``.
+
+Both paths train a copy of the same freshly built system on the same
+synthetic batches (same optimiser factory, same ``compute_loss``), alternating
+``bench.repeats`` times; the medians are reported. The Lightning path is a
+``Trainer`` from the run's trainer config with validation, logging,
+checkpointing and the progress bar off, so the ratio is the framework's own
+cost per training epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import statistics
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader
+
+from seq2seq_lab.assemble import build_datamodule, build_system, config_dir
+
+log = logging.getLogger(__name__)
+
+
+def _identity(batch: dict) -> dict:
+    return batch
+
+
+def as_loader(batches: list[dict]) -> DataLoader:
+    """Serve ready batches through a DataLoader, as both training paths see them."""
+    return DataLoader(batches, batch_size=None, collate_fn=_identity)
+
+
+def synthetic_batches(datamodule, batch_size: int, count: int, seed: int) -> list[dict]:
+    """``count`` random batches shaped like the data module's: images ``(B, C, H, W)`` when it
+    has ``channels``, else sequences ``(B, input_length, input_dim)``; token targets
+    ``(B, output_length)`` when it has a tokenizer, else labels ``(B,)``."""
+    gen = torch.Generator().manual_seed(seed)
+    batches = []
+    for _ in range(count):
+        if hasattr(datamodule, "channels"):
+            inputs = torch.rand(batch_size, datamodule.channels, datamodule.height, datamodule.width, generator=gen) * 2 - 1
+        else:
+            inputs = torch.rand(batch_size, datamodule.input_length, datamodule.input_dim, generator=gen)
+        batch = {"inputs": inputs}
+        tokenizer = getattr(datamodule, "tokenizer", None)
+        if tokenizer is not None:
+            length = datamodule.output_length
+            chars = torch.randint(tokenizer.SOS + 2, tokenizer.PAD, (batch_size, length), generator=gen)
+            chars[:, -1] = tokenizer.EOS
+            batch.update(targets=chars, target_lengths=torch.full((batch_size,), length))
+        else:
+            batch["targets"] = torch.randint(0, datamodule.num_classes, (batch_size,), generator=gen)
+        batches.append(batch)
+    return batches
+
+
+def autocast_for(precision: str):
+    """The autocast context that Lightning's ``precision`` setting implies, for the plain loop."""
+    if str(precision).startswith("bf16"):
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def plain_train(system: L.LightningModule, batches: DataLoader, precision: str) -> float:
+    """Seconds for one pass over ``batches`` in a hand-written loop."""
+    system.train()
+    optimizer = system.optimizer_factory(params=system.parameters())
+    start = time.perf_counter()
+    for batch in batches:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast_for(precision):
+            loss, _ = system.compute_loss(batch)
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - start
+
+
+def lightning_train(system: L.LightningModule, batches: DataLoader, trainer_cfg: DictConfig) -> float:
+    """Seconds for one Lightning training epoch over ``batches`` (fit start-up excluded)."""
+    trainer = hydra.utils.instantiate(
+        trainer_cfg,
+        max_epochs=1,
+        min_epochs=1,
+        limit_val_batches=0,
+        logger=False,
+        callbacks=[_EpochTimer()],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    system.scheduler_factory = None  # same optimiser, no schedule, on both paths
+    trainer.fit(system, train_dataloaders=batches)
+    return trainer.callbacks[0].seconds
+
+
+class _EpochTimer(L.Callback):
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.seconds = time.perf_counter() - self.start
+
+
+@torch.inference_mode()
+def plain_infer(system: L.LightningModule, batches: DataLoader, precision: str) -> float:
+    system.eval()
+    start = time.perf_counter()
+    for batch in batches:
+        with autocast_for(precision):
+            system(batch["inputs"], batch.get("input_lengths"))
+    return time.perf_counter() - start
+
+
+def bench(cfg: DictConfig) -> dict:
+    L.seed_everything(cfg.seed)
+    datamodule = build_datamodule(cfg)
+    template = build_system(cfg, datamodule)
+    b = cfg.bench
+    batches = synthetic_batches(datamodule, b.batch_size, b.train_batches, cfg.seed)
+    train_batches, infer_batches = as_loader(batches), as_loader(batches[: b.infer_batches])
+    precision = str(cfg.trainer.get("precision", "32-true"))
+    warmup = as_loader(batches[: b.warmup_batches])
+    plain_infer(copy.deepcopy(template), warmup, precision)
+    plain_train(copy.deepcopy(template), warmup, precision)
+
+    plain_s, lightning_s, infer_s = [], [], []
+    for _ in range(b.repeats):
+        plain_s.append(plain_train(copy.deepcopy(template), train_batches, precision))
+        lightning_s.append(lightning_train(copy.deepcopy(template), train_batches, cfg.trainer))
+        infer_s.append(plain_infer(template, infer_batches, precision))
+    samples = b.batch_size * b.train_batches
+    result = {
+        "model": cfg.model._target_,
+        "num_params": template.num_params,
+        "batch_size": b.batch_size,
+        "train_batches": b.train_batches,
+        "precision": precision,
+        "threads": torch.get_num_threads(),
+        "plain_epoch_seconds": round(statistics.median(plain_s), 3),
+        "lightning_epoch_seconds": round(statistics.median(lightning_s), 3),
+        "plain_train_samples_per_second": round(samples / statistics.median(plain_s), 1),
+        "lightning_train_samples_per_second": round(samples / statistics.median(lightning_s), 1),
+        "infer_samples_per_second": round(b.batch_size * b.infer_batches / statistics.median(infer_s), 1),
+    }
+    result["lightning_over_plain"] = round(result["lightning_epoch_seconds"] / result["plain_epoch_seconds"], 3)
+    return result
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="bench")
+def main(cfg: DictConfig) -> None:
+    result = bench(cfg)
+    width = max(map(len, result))
+    print("\n".join(f"{k:<{width}}  {v}" for k, v in result.items()))
+    out = Path(cfg.paths.output_dir) / "bench.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    log.info("wrote %s", out)
+
+
+if __name__ == "__main__":
+    main()

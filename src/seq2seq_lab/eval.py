@@ -1,0 +1,45 @@
+"""Re-evaluate a checkpoint on the test set: ``python -m seq2seq_lab.eval ckpt_path=...``.
+
+The run's data, model and system come from the config stored in the
+checkpoint; ``data.*`` and ``system.*`` overrides given here apply on top
+(e.g. ``data.batch_size=1000`` or ``system.beam_width=5``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from seq2seq_lab.assemble import build_datamodule, build_system, config_dir
+from seq2seq_lab.checkpoints import load_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    checkpoint = load_checkpoint(cfg.ckpt_path)
+    run_cfg = OmegaConf.create(checkpoint["run_config"])
+    run_cfg = OmegaConf.merge(run_cfg, {"data": cfg.get("data") or {}, "system": cfg.get("system") or {}})
+    datamodule = build_datamodule(run_cfg)
+    system = build_system(run_cfg, datamodule)
+    system.load_state_dict(checkpoint["state_dict"])
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[])
+    results = trainer.test(system, datamodule=datamodule)[0]
+    metrics = {"ckpt_path": str(Path(cfg.ckpt_path).resolve()), **{k: float(v) for k, v in results.items()}}
+    out = Path(cfg.paths.output_dir) / "metrics.json"
+    out.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    log.info("wrote %s", out)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Shared fixtures: tiny data sets the tests write themselves (never the real MNIST)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seq2seq_lab.data.idx import write_idx
+
+
+def write_fake_mnist(root: Path, n_train: int = 5600, n_test: int = 200, seed: int = 0) -> Path:
+    """Write learnable fake MNIST IDX files under ``root/mnist``: each label draws a bar at its own row."""
+    rng = np.random.default_rng(seed)
+    mnist = root / "mnist"
+    mnist.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, y in enumerate(labels):
+            images[i, 2 + 2 * y : 4 + 2 * y, 4:24] = 255
+        write_idx(mnist / f"{split}-images-idx3-ubyte.gz", images)
+        write_idx(mnist / f"{split}-labels-idx1-ubyte.gz", labels)
+    return root
+
+
+@pytest.fixture(scope="session")
+def fake_data_dir(tmp_path_factory) -> Path:
+    """A data dir holding fake MNIST in ``mnist/``."""
+    return write_fake_mnist(tmp_path_factory.mktemp("data"))

@@ -1,0 +1,170 @@
+"""Model layer: shapes, attention, teacher forcing, search, builders."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from seq2seq_lab.models import ATTENTIONS, CELLS, AttentionSeq2Seq, SequenceClassifier, SimpleSeq2Seq
+from seq2seq_lab.models.attention import build_attention
+from seq2seq_lab.models.search import beam, greedy
+
+B, T, F, L, V = 3, 7, 5, 4, 6
+
+
+def attention_spec(name: str):
+    if name == "position":
+        return lambda query_dim, key_dim: ATTENTIONS["position"](query_dim, key_dim, max_positions=T)
+    return name
+
+
+@pytest.mark.parametrize(
+    "cell,attention,depth,builder",
+    list(itertools.product(CELLS, sorted(ATTENTIONS), [1, 2, (1, 3)], [SimpleSeq2Seq, AttentionSeq2Seq])),
+)
+def test_output_shapes_every_cell_attention_depth(cell, attention, depth, builder):
+    model = builder(T, F, 8, L, V, depth=list(depth) if isinstance(depth, tuple) else depth, cell=cell,
+                    attention=attention_spec(attention), dropout=0.1)
+    outputs, weights = model(torch.randn(B, T, F), torch.tensor([T, 5, 2]))
+    assert outputs.shape == (B, L, V)
+    assert weights.shape == (B, L, T)
+    assert torch.isfinite(outputs).all()
+    token_model = builder(T, F, 8, L, V, depth=depth, cell=cell, attention=attention_spec(attention), embed_dim=4)
+    logits, weights = token_model(torch.randn(B, T, F), None, torch.randint(0, V, (B, L)))
+    assert logits.shape == (B, L, V) and weights.shape == (B, L, T)
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(ATTENTIONS) if n != "none"])
+def test_attention_weights_sum_to_one_and_vanish_where_masked(name):
+    torch.manual_seed(0)
+    module = build_attention(attention_spec(name), query_dim=6, key_dim=10)
+    keys = torch.randn(B, T, 10)
+    lengths = torch.tensor([T, 4, 1])
+    mask = torch.arange(T) < lengths.unsqueeze(1)
+    context, weights = module(torch.randn(B, 6), keys, mask)
+    assert context.shape == (B, 10) and weights.shape == (B, T)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(B))
+    assert (weights[~mask] == 0).all()
+    assert (weights[mask] > 0).all()
+    torch.testing.assert_close(context, torch.einsum("bt,btk->bk", weights, keys))
+
+
+def test_no_attention_gives_empty_context():
+    context, weights = build_attention("none", 6, 10)(torch.randn(B, 6), torch.randn(B, T, 10))
+    assert context.shape == (B, 0) and (weights == 0).all()
+
+
+def test_unknown_attention_and_cell_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown attention 'bahdanau'.*mlp"):
+        AttentionSeq2Seq(T, F, 8, L, V, attention="bahdanau")
+    with pytest.raises(ValueError, match="unknown cell 'lstmx'.*gru"):
+        SimpleSeq2Seq(T, F, 8, L, V, cell="lstmx")
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"depth": 0}, "depth values must be integers >= 1"),
+        ({"depth": [1, 2, 3]}, r"depth must be an int or \[encoder, decoder\]"),
+        ({"hidden_dim": 0}, "hidden_dim must be >= 1"),
+        ({"output_length": 0}, "output_length must be >= 1"),
+        ({"teacher_force": 1.5}, r"teacher_force must be in \[0, 1\]"),
+    ],
+)
+def test_builder_rejects_bad_arguments(kwargs, message):
+    args = {"input_length": T, "input_dim": F, "hidden_dim": 8, "output_length": L, "output_dim": V, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        AttentionSeq2Seq(**args)
+
+
+class Recorder(torch.nn.Module):
+    """Wraps a feedback module and records which path fed each step."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.dim, self.calls = inner, inner.dim, []
+
+    def start(self, *a):
+        return self.inner.start(*a)
+
+    def from_targets(self, targets):
+        self.calls.append(("target", targets.clone()))
+        return self.inner.from_targets(targets)
+
+    def from_logits(self, logits):
+        self.calls.append(("own", logits.argmax(-1)))
+        return self.inner.from_logits(logits)
+
+
+@pytest.mark.parametrize("ratio,expected", [(1.0, "target"), (0.0, "own")])
+def test_teacher_forcing_ratio_feeds_targets_or_own_predictions(ratio, expected):
+    torch.manual_seed(0)
+    model = AttentionSeq2Seq(T, F, 8, L, V, embed_dim=4)
+    model.decoder.feedback = Recorder(model.decoder.feedback)
+    targets = torch.randint(0, V, (B, L))
+    logits, _ = model(torch.randn(B, T, F), None, targets, teacher_forcing=ratio)
+    calls = model.decoder.feedback.calls
+    assert [kind for kind, _ in calls] == [expected] * (L - 1)
+    for t, (_, fed) in enumerate(calls):
+        want = targets[:, t] if expected == "target" else logits[:, t].argmax(-1)
+        assert torch.equal(fed, want)
+
+
+def test_teacher_forcing_ratio_between_mixes_per_step():
+    torch.manual_seed(0)
+    model = AttentionSeq2Seq(T, F, 8, 40, V, embed_dim=4)
+    model.decoder.feedback = Recorder(model.decoder.feedback)
+    model(torch.randn(B, T, F), None, torch.randint(0, V, (B, 40)), teacher_forcing=0.5)
+    kinds = [kind for kind, _ in model.decoder.feedback.calls]
+    assert 8 < kinds.count("target") < 31  # 39 draws at p=0.5
+
+
+def test_teacher_forcing_changes_outputs():
+    torch.manual_seed(0)
+    model = AttentionSeq2Seq(T, F, 8, L, V, embed_dim=4).eval()
+    x, targets = torch.randn(B, T, F), torch.randint(0, V, (B, L))
+    forced, _ = model(x, None, targets, teacher_forcing=1.0)
+    free, _ = model(x, None, targets, teacher_forcing=0.0)
+    torch.testing.assert_close(forced[:, 0], free[:, 0])  # the first step sees SOS either way
+    assert not torch.allclose(forced, free)
+
+
+def test_beam_width_one_equals_greedy():
+    torch.manual_seed(1)
+    model = AttentionSeq2Seq(T, F, 16, 6, 9, embed_dim=8).eval()
+    memory, mask, summary = model.encode(torch.randn(5, T, F), torch.tensor([7, 6, 5, 4, 3]))
+    g_tokens, g_scores, _ = greedy(model.decoder, memory, mask, summary, 6, eos_id=1)
+    b_tokens, b_scores = beam(model.decoder, memory, mask, summary, 6, eos_id=1, beam_width=1)
+    n = min(g_tokens.size(1), b_tokens.size(1))
+    for g, b in zip(g_tokens[:, :n].tolist(), b_tokens[:, :n].tolist()):
+        cut = g.index(1) + 1 if 1 in g else n
+        assert g[:cut] == b[:cut]
+    torch.testing.assert_close(g_scores, b_scores)
+
+
+def test_wider_beam_never_scores_worse():
+    torch.manual_seed(2)
+    model = AttentionSeq2Seq(T, F, 16, 6, 9, embed_dim=8).eval()
+    memory, mask, summary = model.encode(torch.randn(4, T, F))
+    _, one = beam(model.decoder, memory, mask, summary, 6, eos_id=1, beam_width=1)
+    _, four = beam(model.decoder, memory, mask, summary, 6, eos_id=1, beam_width=4)
+    assert (four >= one - 1e-5).all()
+
+
+def test_keras_recipe_parameter_counts():
+    """Close to the Keras tutorial's 11,378 and 25,469 (torch LSTMs carry two bias vectors)."""
+    simple = SequenceClassifier(SimpleSeq2Seq(28, 28, 32, 10, 10), 10)
+    attention = SequenceClassifier(AttentionSeq2Seq(28, 28, 32, 10, 10), 10)
+    assert sum(p.numel() for p in simple.parameters()) == 11436
+    assert sum(p.numel() for p in attention.parameters()) == 25836
+
+
+def test_models_layer_imports_neither_lightning_nor_hydra():
+    import pathlib
+
+    root = pathlib.Path(__file__).parents[1] / "src" / "seq2seq_lab" / "models"
+    for path in root.glob("*.py"):
+        text = path.read_text()
+        assert "import lightning" not in text and "import hydra" not in text, path

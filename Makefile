@@ -40,3 +40,18 @@ test: setup
 
 clean:
 	rm -rf $(VENV) outputs multirun
+
+# Chinese fonts for the synthetic text lines (python -m seq2seq_lab.synth). Installs
+# fonts-wqy-microhei with apt-get when fontconfig finds no Chinese font and we are root;
+# otherwise it only says what to install (and exits 0), so set-up can depend on it.
+.PHONY: fonts
+fonts:
+	@if command -v fc-list >/dev/null 2>&1 && [ -n "$$(fc-list :lang=zh)" ]; then \
+		echo "fonts: a Chinese font is installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+			fontconfig fonts-wqy-microhei; \
+	else \
+		echo "fonts: no Chinese font found; as root install one, e.g.:"; \
+		echo "  apt-get install --no-install-recommends fonts-wqy-microhei   (or fonts-noto-cjk)"; \
+	fi

@@ -1,0 +1,174 @@
+"""Text for synthetic text lines: charsets and a sampler of labels.
+
+A charset spec is, in this order of precedence:
+
+* a builtin name: ``digits``, ``latin`` (ASCII letters and digits) or
+  ``cjk_common`` (common simplified Chinese characters, most frequent first,
+  from ``cjk_common.txt``); ``name:N`` keeps the first N characters;
+* a charset file, one character per line (see :mod:`seq2seq_lab.data.charset`);
+* otherwise the characters of the string itself (``"0123456789+-"``).
+
+:class:`TextSampler` draws labels of a fixed or variable length either
+uniformly from the charset or as windows of a text file's lines. It takes a
+``numpy.random.Generator``, so a caller seeding one per sample index gets the
+same label for an index whatever the process that draws it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from seq2seq_lab.data.charset import read_charset
+
+__all__ = ["BUILTIN_CHARSETS", "TextSampler", "builtin_charset", "load_charset", "read_text_lines"]
+
+CJK_COMMON_FILE = Path(__file__).with_name("cjk_common.txt")
+BUILTIN_CHARSETS = ("digits", "latin", "cjk_common")
+POLICIES = ("drop", "skip")
+_WS = re.compile(r"\s+")
+
+
+def builtin_charset(name: str) -> str:
+    """The characters of a builtin charset (see :data:`BUILTIN_CHARSETS`)."""
+    if name == "digits":
+        return string.digits
+    if name == "latin":
+        return string.ascii_letters + string.digits
+    if name == "cjk_common":
+        return "".join(read_charset(CJK_COMMON_FILE))
+    raise KeyError(f"unknown builtin charset {name!r}; builtins: {', '.join(BUILTIN_CHARSETS)}")
+
+
+def load_charset(spec: str | os.PathLike, size: int | None = None) -> str:
+    """Resolve a charset spec (builtin name, ``name:N``, charset file or inline string).
+
+    Args:
+        spec: see the module docstring.
+        size: keep only the first ``size`` characters (e.g. the N most common).
+
+    Returns:
+        the characters, without repeats, in spec order.
+
+    Raises:
+        ValueError: the spec resolves to no characters, or ``size`` is not positive.
+    """
+    text = os.fspath(spec)
+    name, _, count = text.partition(":")
+    if name in BUILTIN_CHARSETS and (not count or count.isdigit()):
+        chars = builtin_charset(name)
+        if count:
+            size = int(count) if size is None else min(size, int(count))
+    elif text and Path(text).is_file():
+        chars = "".join(read_charset(text))
+    else:
+        chars = text
+    chars = "".join(dict.fromkeys(chars))
+    if size is not None:
+        if size < 1:
+            raise ValueError(f"charset size must be positive, got {size}")
+        chars = chars[:size]
+    if not chars:
+        raise ValueError(f"charset {text!r} has no characters")
+    return chars
+
+
+def read_text_lines(path: str | os.PathLike) -> list[str]:
+    """The non-blank lines of a UTF-8 text file."""
+    with open(path, encoding="utf-8") as fh:
+        return [ln for ln in (line.strip() for line in fh) if ln]
+
+
+def _segments(lines: Iterable[str], charset: str, policy: str) -> list[str]:
+    """Runs of in-charset text: ``drop`` removes unknown characters, ``skip`` splits at them.
+
+    Whitespace becomes one space when the charset has a space, else it is an
+    unknown character like any other. Segments never start or end with a space.
+    """
+    allowed = set(charset)
+    keep_space = " " in allowed
+    out = []
+    for line in lines:
+        line = _WS.sub(" " if keep_space else "\x00", line.strip())
+        if policy == "drop":
+            parts = ["".join(c for c in line if c in allowed)]
+        else:
+            parts = re.split("[^" + re.escape("".join(sorted(allowed))) + "]+", line)
+        out += [s for s in (p.strip() for p in parts) if s]
+    return out
+
+
+class TextSampler:
+    """Draws labels of ``min_length..max_length`` characters from ``charset``.
+
+    Args:
+        charset: the allowed characters.
+        min_length, max_length: label length bounds (inclusive); equal for a fixed length.
+        lines: sentences to cut windows from; None for uniform random characters.
+        policy: for ``lines``, what to do with characters outside the charset:
+            ``drop`` removes them, ``skip`` never lets a window contain one.
+
+    Raises:
+        ValueError: bad lengths or policy, or no line yields a window of ``min_length``.
+    """
+
+    def __init__(self, charset: str, min_length: int, max_length: int,
+                 lines: Iterable[str] | None = None, policy: str = "drop"):
+        if not 1 <= min_length <= max_length:
+            raise ValueError(f"need 1 <= min_length <= max_length, got {min_length}..{max_length}")
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+        self.charset = "".join(dict.fromkeys(charset))
+        self.min_length, self.max_length = int(min_length), int(max_length)
+        self._chars = np.array(list(self.charset))
+        self._ends = np.array(list(self.charset.replace(" ", "")) or [" "])  # a label's first and last
+        self._segments: list[str] | None = None
+        self._windows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        if lines is not None:
+            self._segments = _segments(lines, self.charset, policy)
+            self._lengths = np.array([len(s) for s in self._segments], dtype=np.int64)
+            if not (self._lengths >= self.min_length).any():
+                raise ValueError(
+                    f"no text line has {self.min_length} or more characters of the charset "
+                    f"(policy {policy!r}, {len(self._segments)} usable segments)"
+                )
+
+    def _length(self, rng: np.random.Generator) -> int:
+        return int(rng.integers(self.min_length, self.max_length + 1))
+
+    def _random(self, rng: np.random.Generator) -> str:
+        chars = self._chars[rng.integers(0, len(self._chars), size=self._length(rng))]
+        if len(self._ends) < len(self._chars):  # the charset has a space: none at either end
+            chars[[0, -1]] = self._ends[rng.integers(0, len(self._ends), size=2)]
+        return "".join(chars)
+
+    def _table(self, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """Segments holding a window of ``length`` and the cumulative count of their windows."""
+        if length not in self._windows:
+            idx = np.flatnonzero(self._lengths >= length)
+            self._windows[length] = (idx, np.cumsum(self._lengths[idx] - length + 1))
+        return self._windows[length]
+
+    def _window(self, rng: np.random.Generator) -> str:
+        for _ in range(100):
+            length = self._length(rng)
+            idx, cum = self._table(length)
+            if len(idx) == 0:
+                continue
+            pos = int(rng.integers(0, int(cum[-1])))  # uniform over every window of every segment
+            k = int(np.searchsorted(cum, pos, side="right"))
+            start = pos - (int(cum[k - 1]) if k else 0)
+            text = self._segments[idx[k]][start:start + length]
+            if text[0] != " " and text[-1] != " ":
+                return text
+        raise ValueError(f"could not cut a window of {self.min_length}..{self.max_length} characters "
+                         "without a space at an end; use longer lines or a charset without the space")
+
+    def sample(self, rng: np.random.Generator) -> str:
+        """One label, drawn with ``rng``."""
+        return self._random(rng) if self._segments is None else self._window(rng)

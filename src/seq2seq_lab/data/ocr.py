@@ -1,0 +1,306 @@
+"""Text-line OCR: the dataset, its collate and :class:`OCRDataModule`.
+
+Each split (``train``, ``val``, ``test``) is one or more list files or LMDB
+directories (a directory holding ``data.mdb``). Text-level problems are found
+once, when the split is indexed (see ``ocr_sources.index_samples``); images that
+exist but cannot be decoded are found when loaded, by :class:`OCRDataset`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from seq2seq_lab.data.charset import read_charset
+from seq2seq_lab.data.lmdb_io import LMDBSource, is_lmdb_dir
+from seq2seq_lab.data.ocr_sources import BadSampleError, ListFileSource, Sample, index_samples
+from seq2seq_lab.data.ocr_transforms import LineImageTransform
+from seq2seq_lab.data.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+
+__all__ = ["OCRDataModule", "OCRDataset", "collate_ocr", "open_sources"]
+
+BAD_SAMPLE_POLICIES = ("error", "skip")
+UNKNOWN_CHAR_POLICIES = ("error", "skip", "unk")
+SplitSpec = str | os.PathLike | Sequence[str | os.PathLike] | None
+
+
+def open_sources(spec: SplitSpec) -> list[ListFileSource | LMDBSource]:
+    """One source per path in ``spec`` (a path or a list of paths): LMDB dirs or list files.
+
+    Raises:
+        FileNotFoundError: a path is missing, or is a directory without ``data.mdb``.
+    """
+    paths = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec or [])
+    sources: list[ListFileSource | LMDBSource] = []
+    for p in paths:
+        p = os.fspath(p)
+        if os.path.isdir(p):
+            if not is_lmdb_dir(p):
+                raise FileNotFoundError(f"{p}: directory is not an LMDB database (no data.mdb)")
+            sources.append(LMDBSource(p))
+        elif os.path.isfile(p):
+            sources.append(ListFileSource(p))
+        else:
+            raise FileNotFoundError(f"{p}: no such list file or LMDB directory")
+    return sources
+
+
+class OCRDataset(Dataset):
+    """Indexed samples -> images and encoded targets.
+
+    Item ``i`` is a dict: ``inputs (C, H, W)`` float32 in [-1, 1], ``input_widths ()`` long
+    (content columns before padding), ``targets (L,)`` long with ``L = max_length + 1``
+    (``chars..., EOS, PAD...``), ``target_lengths ()`` long (incl. EOS), ``texts`` str.
+
+    An image that cannot be read raises :class:`BadSampleError` (``skip=False``),
+    or (``skip=True``) is flagged and replaced by the next readable sample, so
+    batches keep their size. Flags live in shared memory, so ``num_bad`` counts
+    what DataLoader workers found too, each image once.
+    """
+
+    def __init__(self, samples: Sequence[Sample], tokenizer: Tokenizer, max_length: int,
+                 transform: LineImageTransform, skip: bool = False):
+        if not samples:
+            raise ValueError("OCRDataset needs at least one sample")
+        self.samples = list(samples)
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.transform = transform
+        self.skip = skip
+        self.bad = torch.zeros(len(self.samples), dtype=torch.bool).share_memory_()  # (N,)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def num_bad(self) -> int:
+        """Images found unreadable so far (each counted once)."""
+        return int(self.bad.sum())
+
+    def _image(self, sample: Sample) -> tuple[torch.Tensor, int] | str:
+        """The transformed image, or an error message when it cannot be read."""
+        try:
+            return self.transform(sample.load())
+        except Exception as err:  # noqa: BLE001 - Pillow raises many types for corrupt data
+            return f"{sample.origin}: cannot read image {sample.load.name!r}: {type(err).__name__}: {err}"
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        n = len(self.samples)
+        for step in range(n):
+            i = (index + step) % n
+            if self.bad[i]:
+                continue
+            sample = self.samples[i]
+            result = self._image(sample)
+            if not isinstance(result, str):
+                break
+            if not self.skip:
+                raise BadSampleError(result)
+            self.bad[i] = True
+            log.warning("%s (skipped)", result)
+        else:
+            raise BadSampleError(f"no readable image among the {n} samples (first: {self.samples[0].origin})")
+        image, width = result
+        ids = self.tokenizer.encode(sample.label)  # chars..., EOS
+        targets = torch.full((self.max_length + 1,), self.tokenizer.PAD, dtype=torch.long)
+        targets[: len(ids)] = torch.tensor(ids, dtype=torch.long)
+        return {
+            "inputs": image,
+            "input_widths": torch.tensor(width, dtype=torch.long),
+            "targets": targets,
+            "target_lengths": torch.tensor(len(ids), dtype=torch.long),
+            "texts": sample.label,
+        }
+
+
+def collate_ocr(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack items: ``inputs (B, C, H, W)``, ``input_widths (B,)``, ``targets (B, L)``,
+    ``target_lengths (B,)``, ``texts`` list of B str. Module-level, so it pickles for workers."""
+    return {
+        "inputs": torch.stack([it["inputs"] for it in items]),
+        "input_widths": torch.stack([it["input_widths"] for it in items]),
+        "targets": torch.stack([it["targets"] for it in items]),
+        "target_lengths": torch.stack([it["target_lengths"] for it in items]),
+        "texts": [it["texts"] for it in items],
+    }
+
+
+def _check_choice(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+
+
+class OCRDataModule(L.LightningDataModule):
+    """Text-line images with their transcriptions, for CRNN-style encoder-decoders.
+
+    Batches are dicts (``L = max_length + 1``)::
+
+        inputs          float32 (B, C, H, W) in [-1, 1]
+        input_widths    long    (B,)  image columns before right padding (<= W)
+        targets         long    (B, L) chars..., EOS, PAD...
+        target_lengths  long    (B,)  incl. EOS
+        texts           list of B str
+
+    ``tokenizer``, ``output_dim`` (= vocab size), ``output_length`` (= L),
+    ``channels``, ``height`` and ``width`` are set in ``__init__``. The number of
+    encoder columns depends on the model and is not provided here.
+
+    Args:
+        train, val, test: a list file, an LMDB directory, or a list of them; ``None`` for none.
+        charset: charset file, one character per line.
+        max_length: longest label in characters.
+        height, width, channels: output image size and channels (1 or 3).
+        batch_size: training batch size; ``eval_batch_size`` for val/test (default: the same).
+        num_workers: DataLoader workers.
+        augment: light augmentation of training images.
+        on_bad_sample: ``"error"`` or ``"skip"``.
+        on_unknown_char: ``"error"``, ``"skip"`` or ``"unk"``; ``None`` follows ``on_bad_sample``.
+        val_fraction: when ``val`` is None, hold out this seeded fraction of train.
+        seed: seeds the val split and the training shuffle.
+        pin_memory: DataLoader ``pin_memory``.
+    """
+
+    def __init__(
+        self,
+        train: SplitSpec = None,
+        val: SplitSpec = None,
+        test: SplitSpec = None,
+        charset: str = "charset.txt",
+        max_length: int = 10,
+        height: int = 32,
+        width: int = 280,
+        channels: int = 3,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int = 2,
+        augment: bool = False,
+        on_bad_sample: str = "error",
+        on_unknown_char: str | None = None,
+        val_fraction: float = 0.0,
+        seed: int = 42,
+        pin_memory: bool = False,
+    ):
+        super().__init__()
+        _check_choice("on_bad_sample", on_bad_sample, BAD_SAMPLE_POLICIES)
+        _check_choice("on_unknown_char", on_unknown_char, (None, *UNKNOWN_CHAR_POLICIES))
+        _check_choice("channels", channels, (1, 3))
+        for name, value, low in (("max_length", max_length, 1), ("batch_size", batch_size, 1),
+                                 ("num_workers", num_workers, 0), ("height", height, 1), ("width", width, 1)):
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if eval_batch_size is not None and eval_batch_size < 1:
+            raise ValueError(f"eval_batch_size must be >= 1, got {eval_batch_size!r}")
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+        self.save_hyperparameters()
+        self.specs = {"train": train, "val": val, "test": test}
+        self.charset_path = os.fspath(charset)
+        self.charset = read_charset(self.charset_path)
+        self.max_length = max_length
+        self.height, self.width, self.channels = height, width, channels
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.augment = augment
+        self.on_bad_sample = on_bad_sample
+        self.on_unknown_char = on_unknown_char
+        self.val_fraction = val_fraction
+        self.seed = seed
+        self.pin_memory = pin_memory
+
+        self.tokenizer = Tokenizer(self.charset, use_unk=(on_unknown_char or on_bad_sample) == "unk")
+        self.output_dim = self.tokenizer.vocab_size
+        self.output_length = max_length + 1
+        self.datasets: dict[str, OCRDataset] = {}
+        self._index_skipped: dict[str, dict[str, int]] = {}  # split -> problem -> count
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Problem -> samples skipped, over the splits set up so far (unreadable images as found)."""
+        total: dict[str, int] = {}
+        for counts in self._index_skipped.values():
+            for problem, n in counts.items():
+                total[problem] = total.get(problem, 0) + n
+        bad = sum(ds.num_bad for ds in self.datasets.values())
+        if bad:
+            total["bad_image"] = total.get("bad_image", 0) + bad
+        return total
+
+    def _index(self, split: str, spec: SplitSpec) -> list[Sample]:
+        """Read and check one split's samples; log what was skipped."""
+        sources = open_sources(spec)
+        if not sources:
+            raise ValueError(f"data.{split} is empty")
+        samples, skipped = index_samples(sources, self.charset, self.max_length, self.on_bad_sample,
+                                         self.on_unknown_char, charset_name=self.charset_path)
+        self._index_skipped[split] = skipped
+        names = ", ".join(s.path for s in sources)
+        if skipped:
+            detail = ", ".join(f"{p}: {n}" for p, n in skipped.items())
+            log.warning("%s: skipped %d of %d samples (%s) in %s", split, sum(skipped.values()),
+                        len(samples) + sum(skipped.values()), detail, names)
+        else:
+            log.info("%s: %d samples in %s", split, len(samples), names)
+        if not samples:
+            raise BadSampleError(f"{split}: every sample of {names} was skipped ({skipped})")
+        return samples
+
+    def _dataset(self, samples: list[Sample], augment: bool) -> OCRDataset:
+        transform = LineImageTransform(self.height, self.width, self.channels, augment=augment)
+        return OCRDataset(samples, self.tokenizer, self.max_length, transform, skip=self.on_bad_sample == "skip")
+
+    def setup(self, stage: str | None = None) -> None:
+        """Index the splits ``stage`` needs (once each)."""
+        want_fit = stage in (None, "fit", "validate")
+        if want_fit and "train" not in self.datasets and self.specs["train"] is not None:
+            samples = self._index("train", self.specs["train"])
+            if self.specs["val"] is None and self.val_fraction > 0:
+                n_val = max(1, round(len(samples) * self.val_fraction))
+                if n_val >= len(samples):
+                    raise ValueError(f"val_fraction={self.val_fraction} leaves no training samples "
+                                     f"({len(samples)} in train)")
+                perm = torch.randperm(len(samples), generator=torch.Generator().manual_seed(self.seed)).tolist()
+                self.datasets["val"] = self._dataset([samples[i] for i in sorted(perm[:n_val])], augment=False)
+                samples = [samples[i] for i in sorted(perm[n_val:])]
+            self.datasets["train"] = self._dataset(samples, augment=self.augment)
+        if want_fit and "val" not in self.datasets and self.specs["val"] is not None:
+            self.datasets["val"] = self._dataset(self._index("val", self.specs["val"]), augment=False)
+        if stage in (None, "test", "predict") and "test" not in self.datasets and self.specs["test"] is not None:
+            self.datasets["test"] = self._dataset(self._index("test", self.specs["test"]), augment=False)
+
+    def _loader(self, split: str, stage: str, batch_size: int, shuffle: bool) -> DataLoader:
+        if split not in self.datasets:
+            self.setup(stage)
+        if split not in self.datasets:
+            raise ValueError(f"no {split} data configured (data.{split} is null)")
+        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        return DataLoader(
+            self.datasets[split],
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=collate_ocr,
+            generator=generator,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", "fit", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        """The val loader, or ``[]`` (no validation) when neither ``val`` nor ``val_fraction`` is set."""
+        if self.specs["val"] is None and not (self.val_fraction > 0 and self.specs["train"] is not None):
+            return []
+        return self._loader("val", "validate", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", "test", self.eval_batch_size, shuffle=False)

@@ -8,18 +8,11 @@ filled from same-named attributes of the data module (``input_dim``,
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
-
-
-def config_dir() -> str:
-    """The ``conf/`` directory: packaged in the wheel, or the repository's in a source checkout."""
-    packaged = Path(__file__).with_name("conf")
-    return str(packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "conf")
 
 
 def missing_keys(node: DictConfig) -> list[str]:

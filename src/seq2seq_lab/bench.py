@@ -25,7 +25,8 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
-from seq2seq_lab.assemble import build_datamodule, build_system, config_dir
+from seq2seq_lab.assemble import build_datamodule, build_system
+from seq2seq_lab.configs import config_dir
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,10 @@ from typing import Any
 
 import torch
 
+from seq2seq_lab.errors import LabError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(LabError, ValueError):
     """A checkpoint that is missing, unreadable or not one of ours."""
 
 

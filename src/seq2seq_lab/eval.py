@@ -14,7 +14,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from seq2seq_lab.assemble import build_datamodule, build_system, config_dir
+from seq2seq_lab.assemble import build_datamodule, build_system
+from seq2seq_lab.configs import config_dir
+from seq2seq_lab.errors import reported_errors
 from seq2seq_lab.checkpoints import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
 def main(cfg: DictConfig) -> None:
-    evaluate(cfg)
+    with reported_errors(log):
+        evaluate(cfg)
 
 
 if __name__ == "__main__":

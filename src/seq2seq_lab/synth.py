@@ -29,12 +29,21 @@ from pathlib import Path
 import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
-from seq2seq_lab.assemble import config_dir
+from seq2seq_lab.configs import config_dir
+from seq2seq_lab.errors import reported_errors
 from seq2seq_lab.data.fonts import find_fonts
 from seq2seq_lab.data.synth_render import RenderConfig, render_line
 from seq2seq_lab.data.synth_text import TextSampler, load_charset, read_text_lines
+from seq2seq_lab.errors import LabError
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +56,7 @@ FORMATS = {"jpg": "JPEG", "png": "PNG"}
 _CHUNK = 250  # indices per task sent to a worker
 
 
-class CorpusExistsError(FileExistsError):
+class CorpusExistsError(LabError, FileExistsError):
     """``out_dir`` holds a different (or unknown) corpus and ``overwrite`` is false."""
 
 
@@ -196,7 +205,9 @@ def _check_existing(out: Path, identity: dict, overwrite: bool) -> dict | None:
 
 
 def _write_lmdb(out: Path, spec: CorpusSpec, labels: list[str]) -> dict[str, str]:
-    from seq2seq_lab.data.lmdb_io import write_lmdb  # needs the optional ``lmdb`` package
+    from seq2seq_lab.data.lmdb_io import (
+        write_lmdb,  # needs the optional ``lmdb`` package
+    )
 
     done, start = {}, 0
     for split, n in spec.counts().items():
@@ -261,8 +272,9 @@ def generate_corpus(spec: CorpusSpec, out_dir: str | os.PathLike, workers: int =
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="synth")
 def main(cfg: DictConfig) -> None:
-    generate_corpus(spec_from_config(cfg), cfg.out_dir, workers=cfg.workers,
-                    overwrite=cfg.overwrite, progress=cfg.progress)
+    with reported_errors(log):
+        generate_corpus(spec_from_config(cfg), cfg.out_dir, workers=cfg.workers,
+                        overwrite=cfg.overwrite, progress=cfg.progress)
 
 
 if __name__ == "__main__":

@@ -10,24 +10,30 @@ import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
-from seq2seq_lab.assemble import (
-    build_callbacks,
-    build_datamodule,
-    build_loggers,
-    build_system,
-    config_dir,
-    flat_hparams,
-)
+from seq2seq_lab.assemble import build_callbacks, build_datamodule, build_loggers, build_system, flat_hparams
+from seq2seq_lab.configs import config_dir
+from seq2seq_lab.errors import reported_errors
+from seq2seq_lab.validation import validate_config
 
 log = logging.getLogger(__name__)
 
 
-def resolve_ckpt_path(ckpt_path: str | None, output_dir: str) -> str | None:
-    """``last`` means this run dir's ``checkpoints/last.ckpt`` (None when there is none yet)."""
-    if ckpt_path != "last":
-        return ckpt_path
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: str, auto_resume: bool) -> str | None:
+    """The checkpoint to resume from.
+
+    ``last`` means this run dir's ``checkpoints/last.ckpt``; with ``auto_resume``
+    that file is also used when no ``ckpt_path`` is given (a run restarted in its
+    own run dir continues). None when there is nothing to resume.
+    """
     last = Path(output_dir) / "checkpoints" / "last.ckpt"
-    return str(last) if last.is_file() else None
+    if ckpt_path == "last" or (ckpt_path is None and auto_resume):
+        if last.is_file():
+            log.info("resuming from %s", last)
+            return str(last)
+        if ckpt_path == "last":
+            log.info("ckpt_path=last but %s does not exist yet: starting afresh", last)
+        return None
+    return ckpt_path
 
 
 def log_hyperparams(loggers: list, params: dict, metric_names: list[str]) -> None:
@@ -41,6 +47,7 @@ def log_hyperparams(loggers: list, params: dict, metric_names: list[str]) -> Non
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test as the config says; returns the final logged metrics."""
+    validate_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = build_datamodule(cfg)
     system = build_system(cfg, datamodule)
@@ -51,7 +58,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     log.info("model: %s, %d parameters", cfg.model._target_, system.num_params)
 
     if cfg.get("train"):
-        trainer.fit(system, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir), weights_only=True)
+        trainer.fit(
+            system,
+            datamodule=datamodule,
+            ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir, cfg.get("auto_resume", False)),
+            weights_only=True,
+        )
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
 
     if cfg.get("test"):
@@ -65,7 +77,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    metrics = train(cfg)
+    with reported_errors(log):
+        metrics = train(cfg)
     return metrics.get(cfg.get("optimized_metric"))
 
 

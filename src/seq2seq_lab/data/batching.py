@@ -8,14 +8,32 @@ so a batch of 500 costs one ``index_select`` per tensor instead of 500 dicts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, RandomSampler, default_collate
 
-__all__ = ["TensorBatchDataset", "collate_batch", "make_loader"]
+__all__ = ["EpochRandomSampler", "TensorBatchDataset", "collate_batch", "make_loader"]
+
+
+class EpochRandomSampler(RandomSampler):
+    """A shuffle whose order depends only on ``(seed, epoch)``.
+
+    Lightning calls :meth:`set_epoch` before every epoch, so a run resumed from
+    a checkpoint sees the same order as an uninterrupted one. Under DDP,
+    Lightning swaps it (as any ``RandomSampler``) for a ``DistributedSampler``,
+    which is epoch-seeded too.
+    """
+
+    def __init__(self, data_source: Dataset, seed: int):
+        super().__init__(data_source, generator=torch.Generator())
+        self.seed = int(seed)
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator.manual_seed(self.seed + 1_000_003 * int(epoch))
 
 
 class TensorBatchDataset(Dataset):
@@ -71,6 +89,8 @@ def make_loader(
     num_workers: int,
     seed: int | None = None,
     drop_last: bool = False,
+    collate_fn: Callable[[Any], Any] = collate_batch,
+    pin_memory: bool = False,
 ) -> DataLoader:
     """Build a ``DataLoader`` wired for :class:`TensorBatchDataset`.
 
@@ -79,22 +99,23 @@ def make_loader(
         batch_size: items per batch.
         shuffle: reshuffle every epoch.
         num_workers: worker processes (0 = load in the main process).
-        seed: seeds the shuffling generator, so the order of epochs is
-            reproducible; ``None`` leaves it to torch's global RNG.
+        seed: makes the shuffle a function of ``(seed, epoch)`` (see
+            :class:`EpochRandomSampler`); ``None`` leaves it to torch's global RNG.
         drop_last: drop the last incomplete batch.
+        collate_fn: for datasets of single samples (default: :func:`collate_batch`).
+        pin_memory: page-locked batches, for faster copies to a GPU.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    generator = None
-    if shuffle and seed is not None:
-        generator = torch.Generator().manual_seed(int(seed))
+    sampler = EpochRandomSampler(dataset, seed) if shuffle and seed is not None else None
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
         num_workers=num_workers,
-        collate_fn=collate_batch,
-        generator=generator,
+        collate_fn=collate_fn,
+        pin_memory=pin_memory,
         drop_last=drop_last,
         persistent_workers=num_workers > 0,
     )

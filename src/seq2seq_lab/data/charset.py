@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import os
 
+from seq2seq_lab.errors import LabError
+
 __all__ = ["CharsetError", "read_charset"]
 
 _BOM = "\ufeff"
 _MAX_REPORTED = 10  # problems listed in one error message
 
 
-class CharsetError(ValueError):
+class CharsetError(LabError, ValueError):
     """A charset file is malformed; the message names the file and the lines."""
 
 

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from PIL import ImageFont
 
+from seq2seq_lab.errors import LabError
+
 __all__ = ["FONT_DIRS", "FONT_SUFFIXES", "NoFontError", "find_fonts", "font_files", "missing_chars"]
 
 FONT_SUFFIXES = (".ttf", ".otf", ".ttc", ".otc")
@@ -31,7 +33,7 @@ _CHECK_SIZE = 16
 _NOT_A_CHAR = "\U0010fffd"  # private use, plane 16: no font maps it, so it draws .notdef
 
 
-class NoFontError(ValueError):
+class NoFontError(LabError, ValueError):
     """No font among those tried can draw every character of the charset."""
 
 

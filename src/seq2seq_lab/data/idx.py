@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from seq2seq_lab.errors import LabError
+
 __all__ = ["IDXError", "read_idx", "write_idx", "read_idx_bytes", "parse_idx", "parse_idx_header"]
 
 # dtype code -> (name, big-endian numpy dtype)
@@ -31,7 +33,7 @@ _CODE_OF_KIND = {(dt.kind, dt.itemsize): code for code, (_, dt) in IDX_DTYPES.it
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-class IDXError(ValueError):
+class IDXError(LabError, ValueError):
     """An IDX file is unreadable, corrupt, or malformed. The message names the file."""
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 import lmdb
 
 from seq2seq_lab.data.ocr_sources import Sample
+from seq2seq_lab.errors import LabError
 
 __all__ = ["LMDBFormatError", "LMDBImage", "LMDBReader", "LMDBSource", "close_env", "is_lmdb_dir", "open_env",
            "write_lmdb"]
@@ -30,7 +31,7 @@ _INITIAL_MAP_SIZE = 64 << 20  # grows by doubling when full
 _TXN_SAMPLES = 1000
 
 
-class LMDBFormatError(ValueError):
+class LMDBFormatError(LabError, ValueError):
     """An LMDB database lacks the scene-text layout."""
 
 

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 from seq2seq_lab.data.batching import TensorBatchDataset, make_loader
 from seq2seq_lab.data.idx import parse_idx, parse_idx_header, read_idx_bytes
 from seq2seq_lab.data.paths import DATA_DIR_ENV, resolve_data_dir
+from seq2seq_lab.errors import LabError
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +50,11 @@ MIRRORS: tuple[str, ...] = (
 NUM_CLASSES = 10
 
 
-class MNISTNotFoundError(FileNotFoundError):
+class MNISTNotFoundError(LabError, FileNotFoundError):
     """MNIST files are absent and could not (or may not) be downloaded."""
 
 
-class MNISTDataError(ValueError):
+class MNISTDataError(LabError, ValueError):
     """MNIST files are present but their contents are wrong."""
 
 

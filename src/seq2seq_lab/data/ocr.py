@@ -17,9 +17,15 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from seq2seq_lab.data.batching import make_loader
 from seq2seq_lab.data.charset import read_charset
 from seq2seq_lab.data.lmdb_io import LMDBSource, is_lmdb_dir
-from seq2seq_lab.data.ocr_sources import BadSampleError, ListFileSource, Sample, index_samples
+from seq2seq_lab.data.ocr_sources import (
+    BadSampleError,
+    ListFileSource,
+    Sample,
+    index_samples,
+)
 from seq2seq_lab.data.ocr_transforms import LineImageTransform
 from seq2seq_lab.data.tokenizer import Tokenizer
 
@@ -281,16 +287,9 @@ class OCRDataModule(L.LightningDataModule):
             self.setup(stage)
         if split not in self.datasets:
             raise ValueError(f"no {split} data configured (data.{split} is null)")
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(
-            self.datasets[split],
-            batch_size=batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            collate_fn=collate_ocr,
-            generator=generator,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
+        return make_loader(
+            self.datasets[split], batch_size, shuffle, self.num_workers, seed=self.seed,
+            collate_fn=collate_ocr, pin_memory=self.pin_memory,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -25,13 +25,15 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
+from seq2seq_lab.errors import LabError
+
 __all__ = ["PROBLEMS", "BadSampleError", "FileImage", "ListFileSource", "Sample", "index_samples"]
 
 # every per-sample problem, in the order they are checked
 PROBLEMS = ("empty_label", "unknown_char", "too_long", "duplicate", "missing_image", "bad_image")
 
 
-class BadSampleError(ValueError):
+class BadSampleError(LabError, ValueError):
     """A sample (or a whole source) is unusable; the message names the file and line or key."""
 
 

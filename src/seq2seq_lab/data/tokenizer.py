@@ -11,8 +11,10 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from seq2seq_lab.errors import LabError
 
-class UnknownCharacterError(ValueError):
+
+class UnknownCharacterError(LabError, ValueError):
     """A label holds a character that the charset lacks."""
 
     def __init__(self, char: str, text: str):

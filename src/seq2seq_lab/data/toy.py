@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from seq2seq_lab.data.batching import make_loader
 from seq2seq_lab.data.tokenizer import Tokenizer
 
 TASKS = ("copy", "reverse", "sort")
@@ -199,15 +200,8 @@ class ToyDataModule(L.LightningDataModule):
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
         if split not in self.splits:
             self.setup()
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(
-            ToyDataset(self.splits[split]),
-            batch_size=batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            collate_fn=collate_toy,
-            generator=generator,
-            persistent_workers=self.num_workers > 0,
+        return make_loader(
+            ToyDataset(self.splits[split]), batch_size, shuffle, self.num_workers, seed=self.seed, collate_fn=collate_toy
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -1,0 +1,131 @@
+"""Start-up checks of a run's config: every problem is reported at once, before any data is read.
+
+Each rule names a dotted key, a test and what is allowed; keys a config does
+not have are not checked (a data module without ``batch_size`` has no rule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from seq2seq_lab.errors import ConfigError
+from seq2seq_lab.models.attention import ATTENTIONS
+from seq2seq_lab.models.cells import CELLS
+
+_MISSING = object()
+
+
+def _get(cfg: DictConfig, key: str) -> Any:
+    node = cfg
+    for part in key.split("."):
+        if not isinstance(node, DictConfig) or part not in node or OmegaConf.is_missing(node, part):
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def positive_int(v: Any) -> bool:
+    return _is_int(v) and v >= 1
+
+
+def optional_positive_int(v: Any) -> bool:
+    return v is None or positive_int(v)
+
+
+def unit_interval(v: Any) -> bool:
+    return isinstance(v, (int, float)) and 0.0 <= float(v) <= 1.0
+
+
+def optional_unit_interval(v: Any) -> bool:
+    return v is None or unit_interval(v)
+
+
+def dropout_rate(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= float(v) < 1.0
+
+
+def positive_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+
+
+def depth(v: Any) -> bool:
+    if isinstance(v, (list, ListConfig)):
+        return len(v) == 2 and all(positive_int(d) for d in v)
+    return positive_int(v)
+
+
+def cell(v: Any) -> bool:
+    return v in CELLS
+
+
+def attention(v: Any) -> bool:
+    if isinstance(v, str):
+        return v in ATTENTIONS
+    if isinstance(v, DictConfig) and "_target_" in v:
+        known = {f"{c.__module__}.{c.__qualname__}" for c in ATTENTIONS.values()}
+        known |= {f"seq2seq_lab.models.{c.__qualname__}" for c in ATTENTIONS.values()}
+        return v["_target_"] in known
+    return False
+
+
+RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("model.cell", cell, f"one of {', '.join(CELLS)}"),
+    ("model.attention", attention, f"one of {', '.join(ATTENTIONS)} (model/attention=NAME)"),
+    ("model.depth", depth, "an integer >= 1, or [encoder, decoder] integers >= 1"),
+    ("model.hidden_dim", positive_int, "an integer >= 1"),
+    ("model.input_dim", positive_int, "an integer >= 1"),
+    ("model.input_length", positive_int, "an integer >= 1"),
+    ("model.output_dim", positive_int, "an integer >= 1"),
+    ("model.output_length", positive_int, "an integer >= 1"),
+    ("model.embed_dim", optional_positive_int, "null or an integer >= 1"),
+    ("model.teacher_force", unit_interval, "a number in [0, 1]"),
+    ("model.dropout", dropout_rate, "a number in [0, 1)"),
+    ("data.batch_size", positive_int, "an integer >= 1"),
+    ("data.eval_batch_size", optional_positive_int, "null or an integer >= 1"),
+    ("data.num_workers", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    ("system.teacher_forcing", optional_unit_interval, "null or a number in [0, 1]"),
+    ("system.beam_width", positive_int, "an integer >= 1"),
+    ("system.optimizer.lr", positive_number, "a number > 0"),
+    ("trainer.max_epochs", lambda v: v == -1 or positive_int(v), "an integer >= 1 (or -1)"),
+]
+
+
+def _path_problems(cfg: DictConfig) -> list[str]:
+    """Files and directories the data config names must exist (a downloadable data set may be absent)."""
+    problems = []
+    data_dir = _get(cfg, "data.data_dir")
+    if isinstance(data_dir, str) and not Path(data_dir).is_dir() and _get(cfg, "data.download") is not True:
+        problems.append(f"data.data_dir={data_dir!r}: no such directory (set S2S_DATA_DIR or data.data_dir)")
+    for key in ("data.charset", "data.train", "data.val", "data.test"):
+        value = _get(cfg, key)
+        paths = list(value) if isinstance(value, (list, ListConfig)) else [value]
+        for p in paths:
+            if isinstance(p, str) and not Path(p).exists():
+                problems.append(f"{key}={p!r}: no such file or directory")
+    return problems
+
+
+def validate_config(cfg: DictConfig, check_paths: bool = True) -> None:
+    """Raise :class:`ConfigError` listing every invalid key of ``cfg`` with what it allows."""
+    problems = []
+    for key, ok, allowed in RULES:
+        value = _get(cfg, key)
+        if value is _MISSING:
+            continue
+        if not ok(value):
+            shown = value["_target_"] if isinstance(value, DictConfig) and "_target_" in value else value
+            if isinstance(shown, (DictConfig, ListConfig)):
+                shown = OmegaConf.to_container(shown)
+            problems.append(f"{key}={shown!r}: must be {allowed}")
+    if check_paths:
+        problems += _path_problems(cfg)
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))

@@ -7,12 +7,15 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
 from seq2seq_lab.assemble import build_callbacks, build_datamodule, build_loggers, build_system, flat_hparams
 from seq2seq_lab.configs import config_dir
+from seq2seq_lab.ddp_hydra import ddp_ranks_share_job_dir
 from seq2seq_lab.errors import reported_errors
+from seq2seq_lab.runs import main_guard
 from seq2seq_lab.validation import validate_config
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,8 @@ def log_hyperparams(loggers: list, params: dict, metric_names: list[str]) -> Non
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test as the config says; returns the final logged metrics."""
     validate_config(cfg)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
     L.seed_everything(cfg.seed, workers=True)
     datamodule = build_datamodule(cfg)
     system = build_system(cfg, datamodule)
@@ -77,9 +82,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    with reported_errors(log):
-        metrics = train(cfg)
-    return metrics.get(cfg.get("optimized_metric"))
+    """In a multirun a failed job is recorded in its dir (``error.txt``) and returns NaN."""
+
+    def run() -> dict[str, float]:
+        with reported_errors(log), ddp_ranks_share_job_dir(__spec__.name if __spec__ else "seq2seq_lab.train"):
+            return train(cfg)
+
+    metrics = main_guard(run, cfg.paths.output_dir)
+    return float("nan") if metrics is None else metrics.get(cfg.get("optimized_metric"))
 
 
 if __name__ == "__main__":

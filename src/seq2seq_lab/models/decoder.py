@@ -19,7 +19,7 @@ class RecurrentDecoder(nn.Module):
 
         context, weights = attention(top(s), memory, mask)
         h, s = cells([prev; context; summary if peek], s)
-        output = W [h; context]            (or h itself without projection)
+        output = W [h; context]            (W h without output_context; h itself without projection)
 
     ``prev`` is the fed-back previous output (see :mod:`feedback`): the target
     under teacher forcing, else the model's own prediction.
@@ -37,6 +37,8 @@ class RecurrentDecoder(nn.Module):
         bridge: start from ``tanh(W summary)``; otherwise from zeros.
         output_projection: map ``[h; context]`` to ``output_dim``; without it the top
             layer must have ``output_dim`` units and its output is the step's output.
+        output_context: with ``output_projection``, whether the context joins ``h`` in
+            the projection (Luong); False projects ``h`` alone, as the OCR reference does.
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class RecurrentDecoder(nn.Module):
         peek: bool = False,
         bridge: bool = True,
         output_projection: bool = True,
+        output_context: bool = True,
     ):
         super().__init__()
         self.hidden_sizes = list(hidden_sizes)
@@ -63,8 +66,9 @@ class RecurrentDecoder(nn.Module):
         step_input = feedback.dim + context_dim + (summary_dim if peek else 0)
         self.cells = StackedCell(cell, step_input, self.hidden_sizes, dropout)
         self.bridge = nn.Linear(summary_dim, sum(self.hidden_sizes)) if bridge else None
+        self.output_context = output_context and output_projection
         if output_projection:
-            self.output = nn.Linear(top + context_dim, output_dim)
+            self.output = nn.Linear(top + (context_dim if self.output_context else 0), output_dim)
         elif top != output_dim:
             raise ValueError(f"without output_projection the top decoder layer needs output_dim={output_dim} units, has {top}")
         else:
@@ -92,7 +96,10 @@ class RecurrentDecoder(nn.Module):
         context, weights = self.attention(StackedCell.top(state), memory, mask, cache)
         parts = [prev, context, summary] if self.peek else [prev, context]
         hidden, state = self.cells(torch.cat(parts, dim=-1), state)
-        output = hidden if self.output is None else self.output(torch.cat([hidden, context], dim=-1))
+        if self.output is None:
+            output = hidden
+        else:
+            output = self.output(torch.cat([hidden, context], dim=-1) if self.output_context else hidden)
         return output, weights, state
 
     def forward(

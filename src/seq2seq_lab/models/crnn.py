@@ -1,0 +1,144 @@
+"""CRNN encoder for text-line images: a 7-layer conv stack, then bidirectional RNN layers.
+
+The conv stack is the classic CRNN one (Shi et al., 2015) used by the PyTorch
+seq2seq OCR reference: channels 64-128-256-256-512-512-512 (times
+``width_mult``), 3x3 convolutions with a final 2x2, BatchNorm on layers 3, 5 and
+7, and pooling that halves the height four times while keeping about a quarter
+of the width. A ``32 x W`` image gives ``W // 4 + 1`` columns of features (71
+for ``W = 280``), each column a step of the sequence the RNN layers read.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from seq2seq_lab.models.cells import check_cell
+from seq2seq_lab.models.encoders import lengths_to_mask
+
+__all__ = ["CONV_CHANNELS", "CRNNEncoder", "conv_columns"]
+
+CONV_CHANNELS = (64, 128, 256, 256, 512, 512, 512)
+_BATCH_NORM = (2, 4, 6)  # layers 3, 5 and 7 (0-based indices)
+_RNN = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
+def conv_columns(width: int | torch.Tensor) -> int | torch.Tensor:
+    """Feature columns the conv stack makes of ``width`` pixels: ``width // 4 + 1``.
+
+    (two 2x2 pools, two (2, 1)-strided pools padded by one column, a 2x2 valid conv.)
+    """
+    return width // 4 + 1
+
+
+def _conv_stack(channels: int, widths: list[int]) -> nn.Sequential:
+    """``(B, C, H, W) -> (B, widths[-1], H // 16 - 1, W // 4 + 1)``."""
+    layers: list[nn.Module] = []
+    pools = {0: nn.MaxPool2d(2, 2), 1: nn.MaxPool2d(2, 2),
+             3: nn.MaxPool2d((2, 2), (2, 1), (0, 1)), 5: nn.MaxPool2d((2, 2), (2, 1), (0, 1))}
+    sizes = [channels, *widths]
+    for i, (c_in, c_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        last = i == len(widths) - 1
+        norm = i in _BATCH_NORM
+        layers.append(nn.Conv2d(c_in, c_out, 2 if last else 3, 1, 0 if last else 1, bias=not norm))
+        if norm:
+            layers.append(nn.BatchNorm2d(c_out))
+        layers.append(nn.ReLU(inplace=True))
+        if i in pools:
+            layers.append(pools[i])
+    return nn.Sequential(*layers)
+
+
+class _BiRNN(nn.Module):
+    """A bidirectional RNN layer followed by a linear map: ``(B, T, I) -> (B, T, O)``."""
+
+    def __init__(self, cell: str, input_dim: int, hidden_dim: int, output_dim: int):
+        super().__init__()
+        self.rnn = _RNN[check_cell(cell)](input_dim, hidden_dim, bidirectional=True, batch_first=True)
+        self.linear = nn.Linear(2 * hidden_dim, output_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)
+        return self.linear(out)
+
+
+class CRNNEncoder(nn.Module):
+    """Encodes ``images (B, C, H, W)`` into ``memory (B, T', K)``, ``mask (B, T')``, ``summary (B, K)``.
+
+    The same contract as :class:`~seq2seq_lab.models.encoders.SequenceEncoder`:
+    ``T' = W // 4 + 1`` columns (:meth:`columns`), ``K = rnn_hidden``;
+    ``summary`` is the mean of the memory over the valid columns.
+
+    Args:
+        channels: image channels (1 or 3).
+        height: image height; a multiple of 16, at least 32 (the stack leaves
+            ``H // 16 - 1`` rows, averaged into one when more than one).
+        width_mult: scales the conv channels (1.0: 64...512; 0.25 is a slim CPU size).
+        rnn_hidden: units per direction of each bidirectional layer, and its
+            linear layer's output size ``K``.
+        rnn_layers: bidirectional layers, each followed by a linear layer.
+        cell: ``lstm`` | ``gru`` | ``rnn``.
+        dropout: dropout on the input of every RNN layer above the first.
+        channels_last: keep the conv weights and activations in the
+            channels-last memory format (faster oneDNN convolutions on CPU).
+
+    ``input_lengths`` given to :meth:`forward` are content widths in pixels
+    (``input_widths`` of the OCR batches); they mask the columns beyond the content.
+    """
+
+    def __init__(
+        self,
+        channels: int = 3,
+        height: int = 32,
+        width_mult: float = 1.0,
+        rnn_hidden: int = 256,
+        rnn_layers: int = 2,
+        cell: str = "lstm",
+        dropout: float = 0.0,
+        channels_last: bool = False,
+    ):
+        super().__init__()
+        if height < 32 or height % 16:
+            raise ValueError(f"height must be a multiple of 16 and >= 32, got {height}")
+        if width_mult <= 0 or rnn_hidden < 1 or rnn_layers < 1 or channels < 1:
+            raise ValueError("width_mult, rnn_hidden, rnn_layers and channels must be positive")
+        widths = [max(8, round(c * width_mult)) for c in CONV_CHANNELS]
+        self.channels, self.height = channels, height
+        self.conv_channels = widths
+        self.cnn = _conv_stack(channels, widths)
+        self.channels_last = channels_last
+        if channels_last:
+            self.cnn.to(memory_format=torch.channels_last)
+        sizes = [widths[-1]] + [rnn_hidden] * rnn_layers
+        self.rnns = nn.ModuleList(_BiRNN(cell, i, rnn_hidden, rnn_hidden) for i in sizes[:-1])
+        self.dropout = nn.Dropout(dropout)
+        self.output_dim = rnn_hidden
+
+    @staticmethod
+    def columns(width: int) -> int:
+        """Steps ``T'`` of the memory for images ``width`` pixels wide (71 for 280)."""
+        return conv_columns(width)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The conv stack: ``(B, C, H, W) -> (B, T', C')`` column features."""
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        maps = self.cnn(images)  # (B, C', H', T')
+        maps = maps.mean(2) if maps.size(2) > 1 else maps.squeeze(2)
+        return maps.transpose(1, 2).contiguous()
+
+    def forward(
+        self, images: torch.Tensor, input_lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.features(images)
+        for i, layer in enumerate(self.rnns):
+            x = layer(self.dropout(x) if i else x)
+        batch, steps, _ = x.shape
+        lengths = None if input_lengths is None else conv_columns(input_lengths).clamp(1, steps)
+        mask = lengths_to_mask(lengths, batch, steps, x.device)  # (B, T')
+        if lengths is None:
+            summary = x.mean(1)
+        else:
+            weights = mask.to(x.dtype).unsqueeze(2)
+            summary = (x * weights).sum(1) / weights.sum(1)
+        return x, mask, summary

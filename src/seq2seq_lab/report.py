@@ -1,0 +1,74 @@
+"""Report of a sweep: ``python -m seq2seq_lab.report <multirun dir>``.
+
+Writes ``report.md``, ``report.csv`` and ``report.png`` into the multirun dir:
+one row per job (its overrides, parameter count, best validation and test
+metrics, seconds per epoch, status ok/failed/incomplete/missing); when
+configurations repeat with different seeds, a table of mean ± std per
+configuration; and a grouped bar chart of one metric (by default test accuracy
+by ``model/attention`` x ``model/cell`` when the sweep varies both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from seq2seq_lab.reporting import collect_runs, default_axes, markdown, metric_keys, plot_metric, write_csv
+
+
+def write_report(
+    sweep_dir: str | Path, metric: str | None = None, x: str | None = None, hue: str | None = None, plot: bool = True
+) -> dict[str, Path]:
+    """Write the report files; returns their paths by kind (``md``, ``csv`` and, if drawn, ``png``).
+
+    Args:
+        sweep_dir: a Hydra multirun dir (its job dirs hold ``.hydra/`` and ``metrics.json``).
+        metric: the plotted metric (default: the first ``test/*``, else the first ``val/*_best``).
+        x, hue: override keys of the bar chart (default: see ``default_axes``).
+        plot: draw ``report.png``.
+
+    Raises:
+        FileNotFoundError: no such directory, or it holds no job dirs.
+    """
+    root = Path(sweep_dir)
+    runs = collect_runs(root)
+    if not runs:
+        raise FileNotFoundError(f"{root}: no job directories (with .hydra/overrides.yaml or metrics.json)")
+    out = {"md": root / "report.md", "csv": root / "report.csv"}
+    write_csv(out["csv"], runs)
+    metrics = metric_keys(runs)
+    metric = metric or next((m for m in metrics if m.startswith("test/")), metrics[0] if metrics else None)
+    plotted = False
+    if plot and metric:
+        auto_x, auto_hue = default_axes(runs)
+        x = x or auto_x
+        hue = hue or (auto_hue if x == auto_x else None)
+        plotted = plot_metric(runs, metric, root / "report.png", x, hue)
+    if plotted:
+        out["png"] = root / "report.png"
+    out["md"].write_text(markdown(runs, str(root), "report.png" if plotted else None))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m seq2seq_lab.report", description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", help="a multirun dir, e.g. outputs/train/multiruns/<time>")
+    parser.add_argument("--metric", help="plotted metric, e.g. test/acc or val/acc_best")
+    parser.add_argument("--x", help="override key on the x axis, e.g. model/attention")
+    parser.add_argument("--hue", help="override key of the bar colours, e.g. model/cell")
+    parser.add_argument("--no-plot", action="store_true", help="skip report.png")
+    args = parser.parse_args(argv)
+    try:
+        paths = write_report(args.sweep_dir, args.metric, args.x, args.hue, plot=not args.no_plot)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(paths["md"].read_text())
+    for path in paths.values():
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

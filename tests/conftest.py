@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ocr_fakes import write_text_lines
 from seq2seq_lab.data.idx import write_idx
 
 
@@ -27,5 +28,7 @@ def write_fake_mnist(root: Path, n_train: int = 5600, n_test: int = 200, seed: i
 
 @pytest.fixture(scope="session")
 def fake_data_dir(tmp_path_factory) -> Path:
-    """A data dir holding fake MNIST in ``mnist/``."""
-    return write_fake_mnist(tmp_path_factory.mktemp("data"))
+    """A data dir holding fake MNIST in ``mnist/`` and a tiny OCR corpus (list files, charset) in ``ocr/``."""
+    root = write_fake_mnist(tmp_path_factory.mktemp("data"))
+    write_text_lines(root / "ocr", charset="abcde0123", length=4)
+    return root

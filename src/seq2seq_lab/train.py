@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import hydra
@@ -16,6 +17,7 @@ from seq2seq_lab.configs import config_dir
 from seq2seq_lab.ddp_hydra import ddp_ranks_share_job_dir
 from seq2seq_lab.errors import reported_errors
 from seq2seq_lab.runs import main_guard
+from seq2seq_lab.synth import generate_corpus, spec_from_config
 from seq2seq_lab.validation import validate_config
 
 log = logging.getLogger(__name__)
@@ -48,8 +50,19 @@ def log_hyperparams(loggers: list, params: dict, metric_names: list[str]) -> Non
             logger.log_hyperparams(params)
 
 
+def prepare_corpus(cfg: DictConfig) -> None:
+    """Generate the synthetic corpus of the config's ``synth`` block (keys as conf/synth.yaml), or reuse
+    the identical one in ``synth.out_dir``. Rank 0 only: DDP's other ranks start once it exists."""
+    s = cfg.get("synth")
+    if not s or os.environ.get("LOCAL_RANK", "0") != "0":
+        return
+    generate_corpus(spec_from_config(s), s.out_dir, workers=s.get("workers", 1),
+                    overwrite=s.get("overwrite", False), progress=False)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test as the config says; returns the final logged metrics."""
+    prepare_corpus(cfg)
     validate_config(cfg)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))

@@ -1,0 +1,75 @@
+"""Text-line OCR with CTC: a :class:`~seq2seq_lab.models.ctc.CTCModel`, CTC loss and greedy decoding."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from seq2seq_lab.data.tokenizer import Tokenizer
+from seq2seq_lab.models.ctc import CTCModel, ctc_greedy
+from seq2seq_lab.systems.base import BaseSystem
+from seq2seq_lab.systems.text_metrics import text_metrics
+
+__all__ = ["CTCSystem"]
+
+
+class CTCSystem(BaseSystem):
+    """Per-column CTC over the tokenizer's vocabulary; logs ``loss``, ``line_acc``, ``cer`` and ``ned``.
+
+    The blank is id 0, the tokenizer's SOS, which CTC has no use for; EOS and
+    PAD are never targets (the CTC target of a row is its characters,
+    ``target_lengths - 1`` of them). Decoding is best path: the argmax of every
+    column, repeats collapsed, blanks dropped. The monitor defaults to ``line_acc``.
+
+    Args:
+        model: a :class:`CTCModel` whose ``output_dim`` is the tokenizer's vocabulary size.
+        tokenizer: the data module's tokenizer.
+    """
+
+    blank = Tokenizer.SOS
+
+    def __init__(self, model: CTCModel, tokenizer: Tokenizer, **kwargs):
+        kwargs.setdefault("monitor", "line_acc")
+        super().__init__(**kwargs)
+        if model.output_dim != tokenizer.vocab_size:
+            raise ValueError(
+                f"model.output_dim={model.output_dim} but the tokenizer has {tokenizer.vocab_size} tokens"
+            )
+        self.net = model
+        self.tokenizer = tokenizer
+        self.text_metrics = text_metrics()
+
+    def forward(self, inputs: torch.Tensor, input_lengths: torch.Tensor | None = None):
+        """Greedy decoding: token ids per row (list of B lists), ``(B,)`` scores, ``(B,)`` columns."""
+        return self.net.generate(inputs, input_lengths, self.blank)
+
+    def compute_loss(self, batch: dict) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        log_probs, mask = self.net(batch["inputs"], batch.get("input_lengths"))  # (B, T', V), (B, T')
+        lengths = mask.sum(1)
+        loss = F.ctc_loss(
+            log_probs.transpose(0, 1).float(),  # (T', B, V)
+            batch["targets"],  # (B, L): chars, EOS, PAD; only the first target_lengths - 1 are read
+            lengths,
+            batch["target_lengths"] - 1,
+            blank=self.blank,
+            zero_infinity=True,
+        )
+        return loss, (log_probs, lengths)
+
+    def update_metrics(self, batch: dict, outputs: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+        log_probs, lengths = outputs
+        rows, _ = ctc_greedy(log_probs, lengths, self.blank)
+        texts = [self.tokenizer.decode(r) for r in rows]
+        refs = self.tokenizer.batch_decode(batch["targets"])
+        for metric in self.text_metrics[stage].values():
+            metric.update(texts, refs)
+
+    def stage_metrics(self, stage: str) -> dict:
+        return dict(self.text_metrics[stage])
+
+    @torch.no_grad()
+    def transcribe(self, images: torch.Tensor) -> tuple[list[str], torch.Tensor]:
+        """Texts of ``images (B, C, H, W)`` and ``(B,)`` confidences: the geometric mean over the
+        columns of the best path's probabilities (``exp`` of their mean log-probability)."""
+        rows, scores, lengths = self(images)
+        return [self.tokenizer.decode(r) for r in rows], (scores / lengths.clamp(min=1)).exp()

@@ -1,0 +1,91 @@
+"""Metrics on decoded text lines: line accuracy, CER and 1-NED (torchmetrics objects).
+
+* ``line_acc``: the fraction of lines decoded exactly.
+* ``cer``: character error rate, total edits over total reference characters
+  (:class:`torchmetrics.text.CharErrorRate`).
+* ``ned``: 1 - NED, the mean over lines of ``1 - ED / max(len(pred), len(target))``
+  (1 for two empty lines), as in the ICDAR 2019 ReCTS/LSVT evaluations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torchmetrics import Metric
+from torchmetrics.text import CharErrorRate
+
+__all__ = ["LineAccuracy", "NormalizedEditSimilarity", "edit_distance", "text_metrics"]
+
+
+def edit_distance(a: Sequence, b: Sequence) -> int:
+    """Levenshtein distance (insertions, deletions and substitutions cost 1)."""
+    if len(a) < len(b):
+        a, b = b, a
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, start=1):
+        current = [i]
+        for j, y in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def _check(preds: Sequence[str], target: Sequence[str]) -> None:
+    if len(preds) != len(target):
+        raise ValueError(f"{len(preds)} predictions for {len(target)} targets")
+
+
+class LineAccuracy(Metric):
+    """Fraction of predicted strings equal to their targets."""
+
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.add_state("correct", torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, preds: Sequence[str], target: Sequence[str]) -> None:
+        _check(preds, target)
+        self.correct += sum(p == t for p, t in zip(preds, target))
+        self.total += len(target)
+
+    def compute(self) -> torch.Tensor:
+        return self.correct / self.total.clamp(min=1)
+
+
+class NormalizedEditSimilarity(Metric):
+    """1 - NED: the mean over lines of ``1 - ED(pred, target) / max(len(pred), len(target))``."""
+
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.add_state("similarity", torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, preds: Sequence[str], target: Sequence[str]) -> None:
+        _check(preds, target)
+        for p, t in zip(preds, target):
+            longest = max(len(p), len(t))
+            self.similarity += 1.0 - (edit_distance(p, t) / longest if longest else 0.0)
+        self.total += len(target)
+
+    def compute(self) -> torch.Tensor:
+        return self.similarity / self.total.clamp(min=1)
+
+
+def text_metrics(stages: Sequence[str] = ("val", "test")) -> nn.ModuleDict:
+    """``{stage: {"line_acc", "cer", "ned"}}`` metric objects; update each with ``(preds, targets)`` strings."""
+    return nn.ModuleDict(
+        {
+            s: nn.ModuleDict(
+                {"line_acc": LineAccuracy(), "cer": CharErrorRate(), "ned": NormalizedEditSimilarity()}
+            )
+            for s in stages
+        }
+    )

@@ -1,0 +1,176 @@
+"""OCR models: the CRNN encoder, the attention and CTC models over it, text metrics, tiny overfits, predict."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+
+from helpers import compose_config
+from ocr_fakes import write_text_lines
+from seq2seq_lab.models import CRNNCTC, CRNNAttention, CRNNEncoder, ctc_greedy
+from seq2seq_lab.models.attention import ATTENTIONS, PositionAttention
+from seq2seq_lab.models.search import beam, greedy
+from seq2seq_lab.predict import predict
+from seq2seq_lab.systems.text_metrics import LineAccuracy, NormalizedEditSimilarity, edit_distance, text_metrics
+from seq2seq_lab.train import train
+
+SLIM = dict(width_mult=0.25, rnn_hidden=32)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: small models are as fast so, and immune to a busy shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# --- encoder and models --------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, dim", [({}, 256), (SLIM, 32)])
+def test_crnn_gives_71_columns_for_280_pixels(kwargs, dim):
+    encoder = CRNNEncoder(**kwargs)
+    memory, mask, summary = encoder(torch.rand(2, 3, 32, 280) * 2 - 1)
+    assert memory.shape == (2, 71, dim) and summary.shape == (2, dim) and mask.shape == (2, 71)
+    assert mask.all() and encoder.columns(280) == 71 and encoder.output_dim == dim
+
+
+def test_crnn_masks_columns_beyond_the_content_width_and_takes_other_sizes():
+    encoder = CRNNEncoder(channels=1, height=48, **SLIM).eval()
+    memory, mask, summary = encoder(torch.rand(3, 1, 48, 160), torch.tensor([160, 40, 1]))
+    assert memory.shape == (3, 41, 32)
+    assert mask.sum(1).tolist() == [41, 11, 1]
+    assert torch.allclose(summary[1], memory[1, :11].mean(0), atol=1e-6)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        CRNNEncoder(height=40)
+
+
+def test_channels_last_gives_the_same_outputs():
+    torch.manual_seed(0)
+    plain = CRNNEncoder(**SLIM).eval()
+    fast = CRNNEncoder(**SLIM, channels_last=True).eval()
+    fast.load_state_dict(plain.state_dict())
+    assert fast.cnn[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.rand(2, 3, 32, 280)
+    assert torch.allclose(plain(x)[0], fast(x)[0], atol=1e-5)
+
+
+def test_reference_size_parameter_counts():
+    """The reference design with the 5,990-character Chinese charset (V = 5990 + SOS, EOS, PAD, UNK)."""
+    model = CRNNAttention(output_length=11, output_dim=5994)
+    assert sum(p.numel() for p in model.encoder.parameters()) == 8_443_520
+    assert sum(p.numel() for p in model.parameters()) == 12_193_841  # the reference: 12.08M
+    assert isinstance(model.decoder.attention, PositionAttention) and model.decoder.attention.max_positions == 71
+    assert sum(p.numel() for p in CRNNCTC(output_dim=5994).parameters()) == 8_443_520 + 257 * 5994
+
+
+@pytest.mark.parametrize("attention", sorted(ATTENTIONS))
+def test_attention_decoder_over_crnn(attention):
+    model = CRNNAttention(output_length=5, output_dim=9, width=128, hidden_dim=24, embed_dim=8,
+                          attention=attention, **SLIM)
+    images, targets = torch.rand(2, 3, 32, 128), torch.randint(2, 7, (2, 5))
+    logits, weights = model(images, targets=targets)
+    assert logits.shape == (2, 5, 9) and weights.shape == (2, 5, 33)
+    logits.sum().backward()
+    tokens, scores, _ = model.eval().generate(images, None, eos_id=1)
+    assert tokens.shape[0] == 2 and tokens.shape[1] <= 5 and scores.shape == (2,)
+
+
+def test_position_attention_slots_come_from_the_columns():
+    factory = functools.partial(PositionAttention, max_positions=None)  # as conf/model/attention/position.yaml
+    model = CRNNAttention(output_length=3, output_dim=6, width=160, attention=factory, **SLIM)
+    assert model.decoder.attention.max_positions == 41
+    with pytest.raises(ValueError, match="input_length"):
+        CRNNAttention(output_length=3, output_dim=6, width=400, input_length=71, **SLIM)
+
+
+def test_beam_width_one_equals_greedy_on_the_ocr_model():
+    torch.manual_seed(0)
+    model = CRNNAttention(output_length=6, output_dim=12, width=96, hidden_dim=32, embed_dim=16, **SLIM).eval()
+    with torch.no_grad():
+        memory, mask, summary = model.encode(torch.rand(3, 3, 32, 96))
+        g_tokens, g_scores, _ = greedy(model.decoder, memory, mask, summary, 6, eos_id=1)
+        b_tokens, b_scores = beam(model.decoder, memory, mask, summary, 6, eos_id=1, beam_width=1)
+    n = g_tokens.size(1)
+    assert torch.equal(g_tokens, b_tokens[:, :n]) and (b_tokens[:, n:] == 1).all()
+    assert torch.allclose(g_scores, b_scores, atol=1e-5)
+
+
+def test_ctc_greedy_collapses_repeats_and_drops_blanks():
+    # blank = 0, a = 2, b = 3: "a a - a b" -> "a a b"; "- b b -" -> "b"; lengths cut the second row
+    path = torch.tensor([[2, 2, 0, 2, 3], [0, 3, 3, 0, 2]])
+    log_probs = torch.full((2, 5, 4), -10.0).scatter(2, path.unsqueeze(2), 0.0)
+    rows, scores = ctc_greedy(log_probs, torch.tensor([5, 4]), blank=0)
+    assert rows == [[2, 2, 3], [3]] and scores.tolist() == [0.0, 0.0]
+    assert ctc_greedy(log_probs, None, blank=0)[0][1] == [3, 2]
+
+
+def test_ctc_model_shapes():
+    model = CRNNCTC(output_dim=10, channels=1, width=120, **SLIM)
+    log_probs, mask = model(torch.rand(2, 1, 32, 120))
+    assert log_probs.shape == (2, 31, 10) and mask.all()
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(2, 31), atol=1e-5)
+
+
+# --- metrics -------------------------------------------------------------------------------------
+def test_text_metrics_on_known_strings():
+    preds, refs = ["abc", "abd", "", "xyzw"], ["abc", "abc", "ab", "xyz"]
+    assert [edit_distance(p, r) for p, r in zip(preds, refs)] == [0, 1, 2, 1]
+    metrics = text_metrics()["val"]
+    for m in metrics.values():
+        m.update(preds, refs)
+    assert metrics["line_acc"].compute().item() == pytest.approx(0.25)
+    assert metrics["cer"].compute().item() == pytest.approx(4 / 11)  # 4 edits over 11 reference chars
+    assert metrics["ned"].compute().item() == pytest.approx(1 - (0 + 1 / 3 + 1 + 1 / 4) / 4)
+    ned, acc = NormalizedEditSimilarity(), LineAccuracy()
+    ned.update([""], [""])
+    acc.update([""], [""])
+    assert ned.compute().item() == 1.0 and acc.compute().item() == 1.0
+
+
+# --- tiny corpus: overfit, then predict ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+    """8 images of 3-character labels over a 5-character charset; val and test are the same images."""
+    root = write_text_lines(tmp_path_factory.mktemp("tiny"), "abcde", 3, {"train": 8}, size=(64, 32))
+    for split in ("val", "test"):
+        (root / f"{split}.txt").write_text((root / "train.txt").read_text())
+    return root
+
+
+def _overfit(tiny_corpus, tmp_path, experiment: str, epochs: int, val_every: int, extra: list[str]) -> dict:
+    """Train on the 8 images (one batch per epoch), validate every ``val_every`` epochs, test the best."""
+    overrides = [
+        f"experiment={experiment}", f"data.train={tiny_corpus}/train.txt", f"data.val={tiny_corpus}/val.txt",
+        f"data.test={tiny_corpus}/test.txt", f"data.charset={tiny_corpus}/charset.txt", "data.max_length=3",
+        "data.width=64", "data.batch_size=8", "data.num_workers=0", "logger=csv", "callbacks.progress_bar=null",
+        "callbacks.model_summary=null", "callbacks.lr_monitor=null", f"trainer.max_epochs={epochs}",
+        f"trainer.check_val_every_n_epoch={val_every}", "model.width_mult=0.25", "model.rnn_hidden=64",
+        "system.optimizer.lr=0.003", "threads=1", *extra,
+    ]
+    return train(compose_config("train", overrides, tmp_path))
+
+
+def test_attention_model_overfits_a_tiny_corpus_and_predict_reads_it(tiny_corpus, tmp_path, capsys):
+    extra = ["model.hidden_dim=64", "model.embed_dim=16", "model.input_length=17", "model.teacher_force=1.0"]
+    metrics = _overfit(tiny_corpus, tmp_path / "run", "ocr_crnn_attention", 100, 20, extra)
+    assert metrics["test/line_acc"] == 1.0 and metrics["test/cer"] == 0.0, metrics
+
+    ckpt = next((tmp_path / "run" / "checkpoints").glob("epoch_*.ckpt"))
+    capsys.readouterr()
+    rows = predict(compose_config("predict", [f"ckpt_path={ckpt}", f"inputs={tiny_corpus}/test.txt"],
+                                  tmp_path / "predict"))
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "\t" in ln]
+    assert len(lines) == len(rows) == 8
+    labels = dict(line.split() for line in (tiny_corpus / "test.txt").read_text().splitlines())
+    for line in lines:
+        path, text, confidence = line.split("\t")
+        assert text == labels[str(path).removeprefix(f"{tiny_corpus}/")] and 0 < float(confidence) <= 1
+    assert (tmp_path / "predict" / "predictions.tsv").read_text().count("\n") == 9  # header + 8
+
+
+def test_ctc_model_overfits_a_tiny_corpus(tiny_corpus, tmp_path):
+    metrics = _overfit(tiny_corpus, tmp_path / "run", "ocr_crnn_ctc", 240, 30, [])
+    assert metrics["test/line_acc"] == 1.0 and metrics["test/ned"] == 1.0, metrics

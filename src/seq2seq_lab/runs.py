@@ -75,6 +75,26 @@ def record_failure(run_dir: str | os.PathLike, err: BaseException) -> None:
     update_metrics(run_dir, status=STATUS_FAILED, error=message)
 
 
+def failed_job_value() -> float | None:
+    """What a failed multirun job returns to its sweeper.
+
+    Optuna stops the whole study when an objective returns NaN or None, so a
+    sweeper with a ``direction`` gets the worst value (-inf when maximizing,
+    +inf when minimizing) and its other trials go on; other sweepers get None.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    if not HydraConfig.initialized():
+        return None
+    direction = OmegaConf.select(HydraConfig.get(), "sweeper.direction", default=None)
+    if direction is None:
+        return None
+    if not isinstance(direction, str):  # a list: multi-objective; rank by the first
+        direction = str(direction[0]) if len(direction) else "minimize"
+    return float("-inf") if "max" in direction.lower() else float("inf")
+
+
 def main_guard(run, output_dir: str | os.PathLike) -> dict[str, float] | None:
     """Call ``run()``; mark the run dir ``ok`` on success.
 

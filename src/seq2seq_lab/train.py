@@ -16,7 +16,7 @@ from seq2seq_lab.assemble import build_callbacks, build_datamodule, build_logger
 from seq2seq_lab.configs import config_dir
 from seq2seq_lab.ddp_hydra import ddp_ranks_share_job_dir
 from seq2seq_lab.errors import reported_errors
-from seq2seq_lab.runs import main_guard
+from seq2seq_lab.runs import failed_job_value, main_guard
 from seq2seq_lab.synth import generate_corpus, spec_from_config
 from seq2seq_lab.validation import validate_config
 
@@ -95,14 +95,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """In a multirun a failed job is recorded in its dir (``error.txt``) and returns NaN."""
+    """In a multirun a failed job is recorded in its dir (``error.txt``) and the sweep goes on."""
 
     def run() -> dict[str, float]:
         with reported_errors(log), ddp_ranks_share_job_dir(__spec__.name if __spec__ else "seq2seq_lab.train"):
             return train(cfg)
 
     metrics = main_guard(run, cfg.paths.output_dir)
-    return float("nan") if metrics is None else metrics.get(cfg.get("optimized_metric"))
+    return failed_job_value() if metrics is None else metrics.get(cfg.get("optimized_metric"))
 
 
 if __name__ == "__main__":

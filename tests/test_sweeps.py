@@ -1,0 +1,141 @@
+"""Sweeps: launcher/sweeper presets compose, failed jobs are recorded, joblib and Optuna multiruns run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import open_dict, read_write
+
+from helpers import compose_config
+from seq2seq_lab.errors import ConfigError, reported_errors
+from seq2seq_lab.report import write_report
+from seq2seq_lab.runs import failed_job_value, main_guard, read_metrics
+
+TINY = ["experiment=mnist_simple", "trainer.max_epochs=1", "data.train_subset=100", "data.val_size=100",
+        "threads=1", "logger=csv"]
+QUIET = ["callbacks.progress_bar=null", "callbacks.model_summary=null"]
+
+
+def run_train(args: list[str], data_dir: Path, cwd: Path, timeout: int = 240) -> subprocess.CompletedProcess:
+    env = {**os.environ, "S2S_DATA_DIR": str(data_dir), "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run([sys.executable, "-m", "seq2seq_lab.train", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def as_multirun(cfg) -> None:
+    with read_write(cfg.hydra), open_dict(cfg.hydra):
+        cfg.hydra.mode = RunMode.MULTIRUN
+    HydraConfig.instance().set_config(cfg)
+
+
+# -- presets ------------------------------------------------------------------
+def test_mnist_table_sweeps_two_models_times_three_seeds(tmp_path):
+    cfg = compose_config("train", ["experiment=mnist_table"], tmp_path)
+    params = cfg.hydra.sweeper.params
+    assert params.model.split(",") == ["simple_seq2seq", "attention_seq2seq"]
+    assert params.seed.split(",") == ["1", "2", "3"]
+    simple = compose_config("train", ["experiment=mnist_table", "model=simple_seq2seq", "seed=2"], tmp_path)
+    assert simple.model._target_.endswith("SimpleSeq2Seq") and simple.model.attention._target_.endswith("NoAttention")
+    assert simple.trainer.max_epochs == 25 and simple.data.batch_size == 500 and simple.model.hidden_dim == 32
+    assert simple.system.scheduler._target_.endswith("OneCycleLR") and simple.seed == 2
+
+
+def test_optuna_search_composes(tmp_path):
+    cfg = compose_config("train", ["hparams_search=mnist_optuna"], tmp_path)
+    assert "optuna" in cfg.hydra.sweeper._target_.lower()
+    assert cfg.hydra.sweeper.direction == "maximize" and cfg.hydra.mode == RunMode.MULTIRUN
+    assert cfg.optimized_metric == "val/acc_best"
+    assert "system.optimizer.lr" in cfg.hydra.sweeper.params
+
+
+@pytest.mark.parametrize(("preset", "target"), [("local_parallel", "joblib"), ("slurm", "SlurmLauncher")])
+def test_launcher_presets_compose(preset, target, tmp_path):
+    cfg = compose_config("train", [f"hydra/launcher={preset}"], tmp_path)
+    assert target in cfg.hydra.launcher._target_
+    if preset == "local_parallel":
+        assert cfg.hydra.launcher.n_jobs == 2
+    else:
+        assert cfg.hydra.launcher.submitit_folder.endswith(".submitit/%j")
+
+
+def test_ddp_cpu_trainer_uses_gloo(tmp_path):
+    cfg = compose_config("train", ["trainer=ddp_cpu"], tmp_path)
+    strategy = instantiate(cfg.trainer.strategy)
+    assert type(strategy).__name__ == "DDPStrategy" and strategy._process_group_backend == "gloo"
+    assert cfg.trainer.devices == 2 and cfg.trainer.accelerator == "cpu"
+
+
+# -- failures -----------------------------------------------------------------
+def test_single_run_failure_raises(tmp_path):
+    compose_config("train", [], tmp_path)
+    with pytest.raises(RuntimeError, match="boom"):
+        main_guard(lambda: (_ for _ in ()).throw(RuntimeError("boom")), tmp_path)
+    assert not (tmp_path / "error.txt").exists()
+
+
+def test_multirun_failure_is_recorded(tmp_path):
+    as_multirun(compose_config("train", [], tmp_path))
+    (tmp_path / "metrics.json").write_text(json.dumps({"epochs": 1}))
+
+    def bad_config():
+        with reported_errors(__import__("logging").getLogger("t")):
+            raise ConfigError("invalid config:\n  data.batch_size=0: must be an integer >= 1")
+
+    assert main_guard(bad_config, tmp_path) is None
+    metrics = read_metrics(tmp_path)
+    assert metrics["status"] == "failed" and metrics["epochs"] == 1
+    assert metrics["error"] == "ConfigError: invalid config: data.batch_size=0: must be an integer >= 1"
+    assert "Traceback" in (tmp_path / "error.txt").read_text()
+
+
+def test_failed_job_value_keeps_an_optuna_study_going(tmp_path):
+    as_multirun(compose_config("train", ["hparams_search=mnist_optuna"], tmp_path))
+    assert failed_job_value() == float("-inf")  # maximize: the worst value, not NaN (which stops Optuna)
+    as_multirun(compose_config("train", [], tmp_path))
+    assert failed_job_value() is None
+
+
+def test_multirun_success_marks_ok(tmp_path):
+    as_multirun(compose_config("train", [], tmp_path))
+    (tmp_path / "metrics.json").write_text(json.dumps({"test/acc": 0.5}))
+    assert main_guard(lambda: {"val/acc_best": 0.5}, tmp_path) == {"val/acc_best": 0.5}
+    assert read_metrics(tmp_path)["status"] == "ok"
+
+
+# -- real multiruns -----------------------------------------------------------
+def test_joblib_sweep_with_a_failed_job_then_report(fake_data_dir, tmp_path):
+    """Two parallel jobs (joblib, 1 thread each); job 0 fails, job 1 still runs; the report lists both."""
+    sweep = tmp_path / "sweep"
+    proc = run_train(["-m", "hydra/launcher=local_parallel", *TINY, *QUIET, "data.batch_size=0,100",
+                      f"paths.log_dir={tmp_path}", f"hydra.sweep.dir={sweep}"], fake_data_dir, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Joblib" in proc.stdout + proc.stderr
+    failed, ok = read_metrics(sweep / "0"), read_metrics(sweep / "1")
+    assert failed["status"] == "failed" and "data.batch_size=0" in failed["error"]
+    assert (sweep / "0" / "error.txt").is_file()
+    assert ok["status"] == "ok" and 0.0 <= ok["test/acc"] <= 1.0
+
+    paths = write_report(sweep)
+    md = paths["md"].read_text()
+    assert "2 runs: 1 failed, 1 ok." in md and "png" in paths
+
+
+def test_optuna_sweep_reports_best_value(fake_data_dir, tmp_path):
+    sweep = tmp_path / "optuna"
+    proc = run_train(["hparams_search=mnist_optuna", "hydra.sweeper.n_trials=2", *TINY, "test=false",
+                      "callbacks=none", f"paths.log_dir={tmp_path}", f"hydra.sweep.dir={sweep}"],
+                     fake_data_dir, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert 0.0 <= result["best_value"] <= 1.0
+    assert set(result["best_params"]) == {"system.optimizer.lr", "model.hidden_dim", "model/attention", "model/cell"}
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
 
 from seq2seq_lab.errors import NonFiniteLossError
+
+
+def _last_checkpoint(trainer: L.Trainer) -> str | None:
+    """Path of the newest ``last.ckpt`` any checkpoint callback wrote."""
+    for callback in trainer.checkpoint_callbacks:
+        for path in (callback.last_model_path, callback.best_model_path):
+            if path and Path(path).name == "last.ckpt" and Path(path).is_file():
+                return path
+    return None
 
 
 class ReseedEachEpoch(L.Callback):
@@ -35,7 +45,7 @@ class StopOnNonFiniteLoss(L.Callback):
 
     def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
         if not bool(torch.isfinite(loss).all()):
-            ckpt = getattr(trainer.checkpoint_callback, "last_model_path", "") or "none yet"
+            ckpt = _last_checkpoint(trainer) or "none yet"
             raise NonFiniteLossError(
                 f"train/loss is {loss.item()} at epoch {trainer.current_epoch}, step {trainer.global_step}; "
                 f"stopped before the update. Last good checkpoint: {ckpt}. "

@@ -1,0 +1,184 @@
+"""Resume after a kill, atomic checkpoints, config validation, non-finite losses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import compose_config
+from seq2seq_lab.checkpoints import load_checkpoint
+from seq2seq_lab.errors import ConfigError, NonFiniteLossError
+from seq2seq_lab.train import train
+
+QUIET = ["callbacks.progress_bar=null", "callbacks.model_summary=null", "logger=csv"]
+
+
+@pytest.fixture(autouse=True)
+def data_env(fake_data_dir, monkeypatch):
+    monkeypatch.setenv("S2S_DATA_DIR", str(fake_data_dir))
+
+
+# -- config validation --------------------------------------------------------------------------
+
+BAD_CONFIGS = [
+    ("model.cell=lstmx", "model.cell='lstmx': must be one of rnn, lstm, gru"),
+    ("model.depth=0", "model.depth=0: must be an integer >= 1"),
+    ("model.depth=[1,2,3]", r"model.depth=\[1, 2, 3\]: must be an integer >= 1, or \[encoder, decoder\]"),
+    ("model.depth=[0,1]", r"model.depth=\[0, 1\]"),
+    ("model.hidden_dim=0", "model.hidden_dim=0: must be an integer >= 1"),
+    ("model.hidden_dim=-4", "model.hidden_dim=-4"),
+    ("model.teacher_force=1.5", r"model.teacher_force=1.5: must be a number in \[0, 1\]"),
+    ("model.teacher_force=-0.1", "model.teacher_force=-0.1"),
+    ("model.output_length=0", "model.output_length=0: must be an integer >= 1"),
+    ("model.dropout=1.0", r"model.dropout=1.0: must be a number in \[0, 1\)"),
+    ("data.batch_size=0", "data.batch_size=0: must be an integer >= 1"),
+    ("data.batch_size=-5", "data.batch_size=-5"),
+    ("system.optimizer.lr=0", "system.optimizer.lr=0: must be a number > 0"),
+    ("model.attention._target_=seq2seq_lab.models.attention.Nope", "model.attention='seq2seq_lab.models.attention.Nope': must be one of none, mlp"),
+]
+
+
+@pytest.mark.parametrize("override,message", BAD_CONFIGS, ids=[b[0] for b in BAD_CONFIGS])
+def test_bad_config_fails_at_start_up_naming_the_key(override, message, tmp_path):
+    cfg = compose_config("train", ["experiment=mnist_attention", override, *QUIET], tmp_path)
+    with pytest.raises(ConfigError, match=message):
+        train(cfg)
+    assert not (tmp_path / "checkpoints").exists()  # nothing ran
+
+
+def test_every_problem_is_listed_at_once(tmp_path):
+    cfg = compose_config("train", ["model.cell=x", "model.hidden_dim=0", "data.batch_size=0"], tmp_path)
+    with pytest.raises(ConfigError) as err:
+        train(cfg)
+    assert str(err.value).count("\n  ") == 3
+
+
+def test_missing_data_dir_is_named(tmp_path, monkeypatch):
+    monkeypatch.delenv("S2S_DATA_DIR")
+    cfg = compose_config("train", [f"paths.data_dir={tmp_path}/nowhere", "data.download=false"], tmp_path)
+    with pytest.raises(ConfigError, match=f"data.data_dir='{tmp_path}/nowhere': no such directory"):
+        train(cfg)
+
+
+def run_cli(args: list[str], env_data: Path, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "S2S_DATA_DIR": str(env_data), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "seq2seq_lab.train", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [("model.cell=lstmx", "must be one of rnn, lstm, gru"), ("model/attention=bahdanau", "Could not find 'model/attention/bahdanau'")],
+)
+def test_cli_reports_bad_config_without_traceback(override, message, fake_data_dir, tmp_path):
+    result = run_cli([override, f"hydra.run.dir={tmp_path}/run"], fake_data_dir, tmp_path)
+    assert result.returncode == 1
+    assert message in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+# -- resume after a kill --------------------------------------------------------------------------
+
+RESUME_ARGS = [
+    "experiment=mnist_simple", "trainer.max_epochs=4", "trainer.deterministic=true", "data.batch_size=8",
+    "data.train_subset=400", "data.val_size=200", "data.eval_batch_size=200", "model.hidden_dim=16",
+    "trainer.log_every_n_steps=1", *QUIET,
+]
+
+
+def _last_epoch(run: Path) -> int:
+    last = run / "checkpoints" / "last.ckpt"
+    try:
+        return torch.load(last, map_location="cpu", weights_only=True)["epoch"]
+    except Exception:  # noqa: BLE001 - not written yet
+        return -1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_killed_run_resumes_to_the_same_metrics(sig, fake_data_dir, tmp_path):
+    reference = run_cli([*RESUME_ARGS, f"hydra.run.dir={tmp_path}/reference"], fake_data_dir, tmp_path)
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    expected = json.loads((tmp_path / "reference" / "metrics.json").read_text())
+
+    run = tmp_path / "killed"
+    env = {**os.environ, "S2S_DATA_DIR": str(fake_data_dir), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seq2seq_lab.train", *RESUME_ARGS, f"hydra.run.dir={run}"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 240
+    while _last_epoch(run) < 1 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next epoch
+    assert proc.poll() is None, "run finished before it could be killed"
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert not (run / "metrics.json").exists() or "test/acc" not in json.loads((run / "metrics.json").read_text())
+    load_checkpoint(run / "checkpoints" / "last.ckpt")  # readable after the kill
+
+    resumed = run_cli([*RESUME_ARGS, f"hydra.run.dir={run}"], fake_data_dir, tmp_path)  # auto-resume
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from" in resumed.stderr + resumed.stdout
+    got = json.loads((run / "metrics.json").read_text())
+    for key in ("test/acc", "test/loss", "val/acc_best", "val/loss"):
+        assert got[key] == pytest.approx(expected[key], abs=1e-6), key
+
+
+# -- atomic checkpoints -------------------------------------------------------------------------------
+
+def test_interrupted_save_keeps_the_previous_last_ckpt(tmp_path, monkeypatch):
+    cfg = compose_config("train", ["experiment=mnist_simple", "trainer.max_epochs=1", "test=false", *QUIET], tmp_path)
+    train(cfg)
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    before = load_checkpoint(last)
+
+    from fsspec.implementations.local import LocalFileOpener
+
+    def write_half_then_die(self, data):
+        LocalFileOpener.__dict__["_write"](self, data[: len(data) // 2])
+        raise KeyboardInterrupt("killed during save")
+
+    monkeypatch.setattr(LocalFileOpener, "_write", LocalFileOpener.write, raising=False)
+    monkeypatch.setattr(LocalFileOpener, "write", write_half_then_die)
+    import lightning as L
+
+    trainer = L.Trainer(logger=False, enable_progress_bar=False)
+    trainer.strategy.connect(torch.nn.Linear(1, 1))
+    with pytest.raises(KeyboardInterrupt):
+        trainer.strategy.checkpoint_io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}}, last)
+    after = load_checkpoint(last)
+    assert after["epoch"] == before["epoch"]
+    torch.testing.assert_close(after["state_dict"], before["state_dict"])
+
+
+# -- non-finite loss ------------------------------------------------------------------------------------
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    from seq2seq_lab.systems.classify import ClassifySystem
+
+    original = ClassifySystem.compute_loss
+    calls = {"n": 0}
+
+    def poisoned(self, batch):
+        loss, out = original(self, batch)
+        calls["n"] += self.training
+        return (loss * float("nan") if self.training and calls["n"] > 14 else loss), out
+
+    monkeypatch.setattr(ClassifySystem, "compute_loss", poisoned)
+    cfg = compose_config(
+        "train", ["experiment=mnist_simple", "trainer.max_epochs=5", "data.batch_size=100", *QUIET], tmp_path
+    )
+    with pytest.raises(NonFiniteLossError, match=r"train/loss is nan at epoch 2, step 14.*last.ckpt"):
+        train(cfg)
+    good = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert good["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in good["state_dict"].values() if v.is_floating_point())

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -19,6 +20,7 @@ from helpers import compose_config
 from seq2seq_lab.errors import ConfigError, reported_errors
 from seq2seq_lab.report import write_report
 from seq2seq_lab.runs import failed_job_value, main_guard, read_metrics
+from seq2seq_lab.train import train
 
 TINY = ["experiment=mnist_simple", "trainer.max_epochs=1", "data.train_subset=100", "data.val_size=100",
         "threads=1", "logger=csv"]
@@ -72,6 +74,17 @@ def test_ddp_cpu_trainer_uses_gloo(tmp_path):
     strategy = instantiate(cfg.trainer.strategy)
     assert type(strategy).__name__ == "DDPStrategy" and strategy._process_group_backend == "gloo"
     assert cfg.trainer.devices == 2 and cfg.trainer.accelerator == "cpu"
+
+
+def test_threads_key_sets_torch_threads(fake_data_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("S2S_DATA_DIR", str(fake_data_dir))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        train(compose_config("train", ["experiment=mnist_simple", "debug=fdr", "threads=1"], tmp_path))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
 
 
 # -- failures -----------------------------------------------------------------

@@ -7,8 +7,15 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from seq2seq_lab.reporting.collect import SEED_KEY, Run, common_overrides, metric_keys, varying_keys
-from seq2seq_lab.runs import STATUS_OK
+from seq2seq_lab.reporting.collect import (
+    SEED_KEY,
+    STATUS_INCOMPLETE,
+    Run,
+    common_overrides,
+    metric_keys,
+    varying_keys,
+)
+from seq2seq_lab.runs import STATUS_MISSING, STATUS_OK
 
 SECONDS_PER_EPOCH = "seconds_per_epoch"
 
@@ -131,7 +138,8 @@ def markdown(runs: list[Run], title: str, plot_name: str | None = None) -> str:
     failed = [r for r in runs if r.status != STATUS_OK]
     if failed:
         out += ["", "## Not ok", ""]
-        out += [f"- job {r.job} ({r.status}): {r.error or 'no metrics.json'}" for r in failed]
+        default = {STATUS_MISSING: "no metrics.json", STATUS_INCOMPLETE: "did not finish (no status in metrics.json)"}
+        out += [f"- job {r.job} ({r.status}): {r.error or default.get(r.status, '')}".rstrip(": ") for r in failed]
     if plot_name:
         out += ["", f"![plot]({plot_name})"]
     return "\n".join(out) + "\n"

@@ -11,6 +11,7 @@ from helpers import compose_config
 from ocr_fakes import write_text_lines
 from seq2seq_lab.models import CRNNCTC, CRNNAttention, CRNNEncoder, ctc_greedy
 from seq2seq_lab.models.attention import ATTENTIONS, PositionAttention
+from seq2seq_lab.models.crnn import MaxPool2x2
 from seq2seq_lab.models.search import beam, greedy
 from seq2seq_lab.predict import predict
 from seq2seq_lab.systems.text_metrics import LineAccuracy, NormalizedEditSimilarity, edit_distance, text_metrics
@@ -55,6 +56,18 @@ def test_channels_last_gives_the_same_outputs():
     assert fast.cnn[0].weight.is_contiguous(memory_format=torch.channels_last)
     x = torch.rand(2, 3, 32, 280)
     assert torch.allclose(plain(x)[0], fast(x)[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_inference_max_pool_matches_max_pool2d(channels_last):
+    x = torch.randn(2, 5, 33, 71)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        fast = MaxPool2x2()(x)
+    assert torch.equal(fast, torch.nn.functional.max_pool2d(x, 2))
+    assert fast.is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert torch.equal(MaxPool2x2()(x.requires_grad_()), fast)  # the autograd path
 
 
 def test_reference_size_parameter_counts():
@@ -170,7 +183,13 @@ def test_attention_model_overfits_a_tiny_corpus_and_predict_reads_it(tiny_corpus
         assert text == labels[str(path).removeprefix(f"{tiny_corpus}/")] and 0 < float(confidence) <= 1
     assert (tmp_path / "predict" / "predictions.tsv").read_text().count("\n") == 9  # header + 8
 
+    bf16 = predict(compose_config("predict", [f"ckpt_path={ckpt}", f"inputs={tiny_corpus}/images",
+                                              "precision=bf16-mixed", "batch_size=3"], tmp_path / "bf16"))
+    assert [(p, t) for p, t, _ in bf16] == [(p, t) for p, t, _ in sorted(rows)]  # a directory is read sorted
+
 
 def test_ctc_model_overfits_a_tiny_corpus(tiny_corpus, tmp_path):
-    metrics = _overfit(tiny_corpus, tmp_path / "run", "ocr_crnn_ctc", 240, 30, [])
+    # a list of train files: the data module's saved hyperparameters must still load with weights_only
+    extra = [f"data.train=[{tiny_corpus}/train.txt]"]
+    metrics = _overfit(tiny_corpus, tmp_path / "run", "ocr_crnn_ctc", 240, 30, extra)
     assert metrics["test/line_acc"] == 1.0 and metrics["test/ned"] == 1.0, metrics

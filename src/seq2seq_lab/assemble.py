@@ -43,7 +43,8 @@ def fill_from_data(node: DictConfig, where: str, datamodule: Any, config_values:
 
 
 def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
-    return instantiate(cfg.data)
+    # plain lists and dicts: a data module's saved hyperparameters must load with weights_only
+    return instantiate(cfg.data, _convert_="all")
 
 
 def build_system(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:

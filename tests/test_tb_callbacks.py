@@ -91,6 +91,25 @@ def test_inspect_a_seq2seq_system(tmp_path):
     assert len(fig.axes) == 6
 
 
+def test_inspect_a_transcribing_system():
+    """A CTC-like system: texts from ``transcribe``, no attention."""
+    from seq2seq_lab.data.tokenizer import Tokenizer
+
+    class Transcriber(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Linear(1, 1)
+            self.tokenizer = Tokenizer("0123456789")
+
+        def transcribe(self, images):
+            return ["12"] * images.size(0), torch.ones(images.size(0))
+
+    targets, _ = Transcriber().tokenizer.batch_encode(["12", "3"])
+    result = inspect_batch(Transcriber(), {"inputs": torch.zeros(2, 1, 32, 100), "targets": targets})
+    assert result.truths == ["12", "3"] and result.preds == ["12", "12"] and result.correct == [True, False]
+    assert result.attention is None
+
+
 def test_inspect_unknown_system_is_none():
     class Other(torch.nn.Module):
         def __init__(self):

@@ -3,6 +3,8 @@
 #   make train ARGS="experiment=mnist_simple"   train (Hydra overrides in ARGS)
 #   make test                                   the test suite (what CI runs)
 #
+# setup also installs a Chinese font for the synthetic OCR corpus (see fonts, below).
+#
 # TORCH picks the PyTorch requirement. The default, torch==2.13.0, resolves to a
 # small CPU wheel on the project's CI machines; on a GPU machine use
 # `make TORCH=torch` (or any CUDA build) to get CUDA kernels.
@@ -24,7 +26,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) fonts
 
 train: setup
 	$(BIN)/python -m seq2seq_lab.train $(ARGS)

@@ -28,7 +28,7 @@ class SequenceEncoder(nn.Module):
         hidden_dim: units per direction.
         cell: ``rnn`` | ``lstm`` | ``gru``.
         depth: stacked layers.
-        dropout: dropout between layers.
+        dropout: dropout between layers and on the outputs (memory and summary).
         bidirectional: read the sequence both ways.
     """
 
@@ -43,6 +43,7 @@ class SequenceEncoder(nn.Module):
     ):
         super().__init__()
         self.rnn = sequence_rnn(cell, input_dim, hidden_dim, depth, dropout, bidirectional)
+        self.dropout = nn.Dropout(dropout)
         self.directions = 2 if bidirectional else 1
         self.output_dim = hidden_dim * self.directions
 
@@ -60,4 +61,4 @@ class SequenceEncoder(nn.Module):
         hidden = final[0] if isinstance(final, tuple) else final  # (layers * dirs, B, H)
         summary = torch.cat(list(hidden[-self.directions :]), dim=-1)  # (B, D)
         mask = lengths_to_mask(input_lengths, batch, steps, inputs.device)
-        return memory, mask, summary
+        return self.dropout(memory), mask, self.dropout(summary)

@@ -191,5 +191,5 @@ def test_attention_model_overfits_a_tiny_corpus_and_predict_reads_it(tiny_corpus
 def test_ctc_model_overfits_a_tiny_corpus(tiny_corpus, tmp_path):
     # a list of train files: the data module's saved hyperparameters must still load with weights_only
     extra = [f"data.train=[{tiny_corpus}/train.txt]"]
-    metrics = _overfit(tiny_corpus, tmp_path / "run", "ocr_crnn_ctc", 240, 30, extra)
+    metrics = _overfit(tiny_corpus, tmp_path / "run", "ocr_crnn_ctc", 180, 30, extra)
     assert metrics["test/line_acc"] == 1.0 and metrics["test/ned"] == 1.0, metrics

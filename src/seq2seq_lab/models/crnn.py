@@ -70,12 +70,20 @@ def _conv_stack(channels: int, widths: list[int]) -> nn.Sequential:
 
 
 class _BiRNN(nn.Module):
-    """A bidirectional RNN layer followed by a linear map: ``(B, T, I) -> (B, T, O)``."""
+    """A bidirectional RNN layer followed by a linear map: ``(B, T, I) -> (B, T, O)``.
+
+    The linear map starts variance-preserving (weights ``N(0, 1 / fan_in)``, zero
+    bias): with PyTorch's default, which is 3x smaller in variance, each layer
+    passes on a fifth of its input's spread, and stacked layers hand the decoder
+    an almost constant memory to start from (training then sits on a plateau).
+    """
 
     def __init__(self, cell: str, input_dim: int, hidden_dim: int, output_dim: int):
         super().__init__()
         self.rnn = _RNN[check_cell(cell)](input_dim, hidden_dim, bidirectional=True, batch_first=True)
         self.linear = nn.Linear(2 * hidden_dim, output_dim)
+        nn.init.normal_(self.linear.weight, std=(2 * hidden_dim) ** -0.5)
+        nn.init.zeros_(self.linear.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(x)

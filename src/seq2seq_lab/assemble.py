@@ -14,6 +14,8 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from seq2seq_lab.checkpoints import load_checkpoint
+
 
 def missing_keys(node: DictConfig) -> list[str]:
     return [k for k in node if OmegaConf.is_missing(node, k)]
@@ -85,3 +87,18 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
 
     walk(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False), "")
     return {k: v for k, v in out.items() if k.split(".")[0] in {"data", "model", "system", "trainer", "seed"}}
+
+
+def load_trained(ckpt_path: str, overrides: dict | None = None) -> tuple[L.LightningDataModule, L.LightningModule]:
+    """The data module and system a checkpoint was trained with, weights loaded.
+
+    They are rebuilt from the config stored in the checkpoint, with ``overrides``
+    (e.g. ``{"data": {...}, "system": {...}}``) merged on top.
+    """
+    checkpoint = load_checkpoint(ckpt_path)
+    run_cfg = OmegaConf.merge(OmegaConf.create(checkpoint["run_config"]), overrides or {})
+    datamodule = build_datamodule(run_cfg)
+    system = build_system(run_cfg, datamodule)
+    system.load_state_dict(checkpoint["state_dict"])
+    return datamodule, system
+

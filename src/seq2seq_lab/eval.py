@@ -12,23 +12,17 @@ import logging
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from seq2seq_lab.assemble import build_datamodule, build_system
+from seq2seq_lab.assemble import load_trained
 from seq2seq_lab.configs import config_dir
 from seq2seq_lab.errors import reported_errors
-from seq2seq_lab.checkpoints import load_checkpoint
 
 log = logging.getLogger(__name__)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    checkpoint = load_checkpoint(cfg.ckpt_path)
-    run_cfg = OmegaConf.create(checkpoint["run_config"])
-    run_cfg = OmegaConf.merge(run_cfg, {"data": cfg.get("data") or {}, "system": cfg.get("system") or {}})
-    datamodule = build_datamodule(run_cfg)
-    system = build_system(run_cfg, datamodule)
-    system.load_state_dict(checkpoint["state_dict"])
+    datamodule, system = load_trained(cfg.ckpt_path, {"data": cfg.get("data") or {}, "system": cfg.get("system") or {}})
     trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[])
     results = trainer.test(system, datamodule=datamodule)[0]
     metrics = {"ckpt_path": str(Path(cfg.ckpt_path).resolve()), **{k: float(v) for k, v in results.items()}}

@@ -23,10 +23,9 @@ from pathlib import Path
 
 import hydra
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from seq2seq_lab.assemble import build_datamodule, build_system
-from seq2seq_lab.checkpoints import load_checkpoint
+from seq2seq_lab.assemble import load_trained
 from seq2seq_lab.configs import config_dir
 from seq2seq_lab.data.ocr_transforms import LineImageTransform
 from seq2seq_lab.errors import LabError, reported_errors
@@ -69,14 +68,10 @@ def _load(path: Path, transform: LineImageTransform) -> torch.Tensor:
 
 def predict(cfg: DictConfig) -> list[tuple[str, str, float]]:
     """Transcribe ``cfg.inputs``; returns ``(path, text, confidence)`` rows and writes ``predictions.tsv``."""
-    checkpoint = load_checkpoint(cfg.ckpt_path)
-    run_cfg = OmegaConf.merge(OmegaConf.create(checkpoint["run_config"]), {"system": cfg.get("system") or {}})
-    datamodule = build_datamodule(run_cfg)
-    system = build_system(run_cfg, datamodule)
+    datamodule, system = load_trained(cfg.ckpt_path, {"system": cfg.get("system") or {}})
     if not hasattr(system, "transcribe") or not hasattr(datamodule, "channels"):
         raise PredictError(f"{cfg.ckpt_path}: a {type(system).__name__} on {type(datamodule).__name__} "
                            "does not read text-line images")
-    system.load_state_dict(checkpoint["state_dict"])
     system.eval()
     transform = LineImageTransform(datamodule.height, datamodule.width, datamodule.channels)
     paths = collect_inputs(str(cfg.inputs))

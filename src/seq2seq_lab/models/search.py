@@ -25,13 +25,13 @@ def greedy(
     """
     logits, weights = decoder(memory, mask, summary, max_length=max_length, eos_id=eos_id)
     log_probs, tokens = logits.log_softmax(-1).max(-1)  # (B, L')
-    return tokens, (log_probs * _until_eos(tokens, eos_id)).sum(1), weights
+    return tokens, (log_probs * until_eos(tokens, eos_id)).sum(1), weights
 
 
-def _until_eos(tokens: torch.Tensor, eos_id: int) -> torch.Tensor:
-    """``(B, L)`` float mask: 1 up to and including the first EOS of each row."""
+def until_eos(tokens: torch.Tensor, eos_id: int) -> torch.Tensor:
+    """``(B, L)`` bool mask of ``tokens (B, L)``: True up to and including each row's first EOS."""
     is_eos = (tokens == eos_id).long()
-    return ((is_eos.cumsum(1) - is_eos) == 0).float()
+    return (is_eos.cumsum(1) - is_eos) == 0
 
 
 @torch.no_grad()

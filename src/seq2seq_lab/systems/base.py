@@ -11,6 +11,12 @@ import torch
 from torchmetrics import MaxMetric, MeanMetric
 
 
+def check_vocabulary(model: torch.nn.Module, tokenizer: Any) -> None:
+    """A text model's output size must be its tokenizer's vocabulary size."""
+    if model.output_dim != tokenizer.vocab_size:
+        raise ValueError(f"model.output_dim={model.output_dim} but the tokenizer has {tokenizer.vocab_size} tokens")
+
+
 class BaseSystem(L.LightningModule):
     """Shared Lightning plumbing. Subclasses implement:
 
@@ -59,13 +65,13 @@ class BaseSystem(L.LightningModule):
     # -- Lightning hooks ----------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, _ = self.compute_loss(batch)
-        self.losses["train_loss"](loss.detach())
+        self.losses["train_loss"].update(loss.detach())  # update, not forward: no per-batch compute
         self.log("train/loss", self.losses["train_loss"], on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def _eval_step(self, batch: dict, stage: str) -> None:
         loss, outputs = self.compute_loss(batch)
-        self.losses[f"{stage}_loss"](loss)
+        self.losses[f"{stage}_loss"].update(loss)
         self.update_metrics(batch, outputs, stage)
         self.log(f"{stage}/loss", self.losses[f"{stage}_loss"], on_step=False, on_epoch=True, prog_bar=stage == "val")
         for name, metric in self.stage_metrics(stage).items():

@@ -37,7 +37,7 @@ class ClassifySystem(BaseSystem):
         return F.cross_entropy(logits, batch["targets"]), logits
 
     def update_metrics(self, batch: dict, outputs: torch.Tensor, stage: str) -> None:
-        self.accuracy[stage](outputs, batch["targets"])
+        self.accuracy[stage].update(outputs, batch["targets"])
 
     def stage_metrics(self, stage: str) -> dict:
         return {"acc": self.accuracy[stage]}

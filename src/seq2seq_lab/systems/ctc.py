@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from seq2seq_lab.data.tokenizer import Tokenizer
 from seq2seq_lab.models.ctc import CTCModel, ctc_greedy
-from seq2seq_lab.systems.base import BaseSystem
+from seq2seq_lab.systems.base import BaseSystem, check_vocabulary
 from seq2seq_lab.systems.text_metrics import text_metrics
 
 __all__ = ["CTCSystem"]
@@ -31,10 +31,7 @@ class CTCSystem(BaseSystem):
     def __init__(self, model: CTCModel, tokenizer: Tokenizer, **kwargs):
         kwargs.setdefault("monitor", "line_acc")
         super().__init__(**kwargs)
-        if model.output_dim != tokenizer.vocab_size:
-            raise ValueError(
-                f"model.output_dim={model.output_dim} but the tokenizer has {tokenizer.vocab_size} tokens"
-            )
+        check_vocabulary(model, tokenizer)
         self.net = model
         self.tokenizer = tokenizer
         self.text_metrics = text_metrics()

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import torch
 
+from seq2seq_lab.models.search import until_eos
 from seq2seq_lab.systems.seq2seq import Seq2SeqSystem, align_predictions
 from seq2seq_lab.systems.text_metrics import text_metrics
 
-__all__ = ["OCRSystem", "tokens_until_eos"]
-
-
-def tokens_until_eos(tokens: torch.Tensor, eos_id: int) -> torch.Tensor:
-    """``(B,)`` tokens per row of ``tokens (B, L)`` up to and including the first EOS (all ``L`` without one)."""
-    is_eos = (tokens == eos_id).long()
-    return ((is_eos.cumsum(1) - is_eos) == 0).sum(1)
+__all__ = ["OCRSystem"]
 
 
 class OCRSystem(Seq2SeqSystem):
@@ -34,7 +29,7 @@ class OCRSystem(Seq2SeqSystem):
         targets = batch["targets"]  # (B, L)
         tokens, _, _ = self(batch["inputs"], batch.get("input_lengths"), max_length=targets.size(1))
         preds = align_predictions(tokens, targets.size(1), self.tokenizer.EOS, self.tokenizer.PAD)  # (B, L)
-        self.exact_match[stage](preds, targets)
+        self.exact_match[stage].update(preds, targets)
         texts, refs = self.tokenizer.batch_decode(preds), self.tokenizer.batch_decode(targets)
         for metric in self.text_metrics[stage].values():
             metric.update(texts, refs)
@@ -47,5 +42,5 @@ class OCRSystem(Seq2SeqSystem):
         """Texts of ``images (B, C, H, W)`` and ``(B,)`` confidences: the geometric mean of the
         probabilities of the decoded tokens, EOS included (``exp`` of their mean log-probability)."""
         tokens, scores, _ = self(images)  # (B, L'), (B,)
-        confidence = (scores.float() / tokens_until_eos(tokens, self.tokenizer.EOS).clamp(min=1)).exp()
+        confidence = (scores.float() / until_eos(tokens, self.tokenizer.EOS).sum(1).clamp(min=1)).exp()
         return self.tokenizer.batch_decode(tokens), confidence

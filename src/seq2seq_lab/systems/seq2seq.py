@@ -8,15 +8,14 @@ from torch import nn
 from torchmetrics.classification import MulticlassExactMatch
 
 from seq2seq_lab.data.tokenizer import Tokenizer
+from seq2seq_lab.models.search import until_eos
 from seq2seq_lab.models.seq2seq import Seq2Seq
-from seq2seq_lab.systems.base import BaseSystem
+from seq2seq_lab.systems.base import BaseSystem, check_vocabulary
 
 
 def align_predictions(tokens: torch.Tensor, length: int, eos_id: int, pad_id: int) -> torch.Tensor:
     """Predicted ``tokens (B, L')`` as ``(B, length)``: PAD after the first EOS, cut or PAD-filled to ``length``."""
-    is_eos = (tokens == eos_id).long()
-    after_eos = (is_eos.cumsum(1) - is_eos) > 0
-    tokens = tokens.masked_fill(after_eos, pad_id)
+    tokens = tokens.masked_fill(~until_eos(tokens, eos_id), pad_id)
     if tokens.size(1) >= length:
         return tokens[:, :length]
     return F.pad(tokens, (0, length - tokens.size(1)), value=pad_id)
@@ -46,10 +45,7 @@ class Seq2SeqSystem(BaseSystem):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if model.output_dim != tokenizer.vocab_size:
-            raise ValueError(
-                f"model.output_dim={model.output_dim} but the tokenizer has {tokenizer.vocab_size} tokens"
-            )
+        check_vocabulary(model, tokenizer)
         self.net = model
         self.tokenizer = tokenizer
         self.teacher_forcing = teacher_forcing
@@ -82,7 +78,7 @@ class Seq2SeqSystem(BaseSystem):
         targets = batch["targets"]
         tokens, _, _ = self(batch["inputs"], batch.get("input_lengths"), max_length=targets.size(1))
         preds = align_predictions(tokens, targets.size(1), self.tokenizer.EOS, self.tokenizer.PAD)
-        self.exact_match[stage](preds, targets)
+        self.exact_match[stage].update(preds, targets)
 
     def stage_metrics(self, stage: str) -> dict:
         return {"acc": self.exact_match[stage]}

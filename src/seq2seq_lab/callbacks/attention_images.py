@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from seq2seq_lab.callbacks.figures import attention_figure
-from seq2seq_lab.callbacks.inspection import inspect_batch
-from seq2seq_lab.callbacks.tb import EveryNEpochs, tensorboard_writer
+from seq2seq_lab.callbacks.tb import EveryNEpochs
 
 
 class AttentionImages(EveryNEpochs):
@@ -19,13 +18,10 @@ class AttentionImages(EveryNEpochs):
         self.tag = tag
 
     def on_validation_epoch_end(self, trainer, pl_module):
-        writer = tensorboard_writer(trainer)
-        if self.samples is None or writer is None or not self.due(trainer):
+        found = self.inspected(trainer, pl_module)
+        if found is None or found[1].attention is None:
             return
-        result = inspect_batch(pl_module, self.samples)
-        self.samples = None
-        if result is None or result.attention is None:
-            return
+        writer, result = found
         titles = [f"true {t} / pred {p}" for t, p in zip(result.truths, result.preds)]
         fig = attention_figure(result.inputs, result.attention, result.steps, titles)
         writer.add_figure(self.tag, fig, global_step=trainer.global_step)

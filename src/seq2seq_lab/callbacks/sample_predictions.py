@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from seq2seq_lab.callbacks.figures import samples_figure
-from seq2seq_lab.callbacks.inspection import inspect_batch
-from seq2seq_lab.callbacks.tb import EveryNEpochs, tensorboard_writer
+from seq2seq_lab.callbacks.tb import EveryNEpochs
 
 
 def markdown_table(truths: list[str], preds: list[str]) -> str:
@@ -27,13 +26,10 @@ class SamplePredictions(EveryNEpochs):
         self.tag = tag
 
     def on_validation_epoch_end(self, trainer, pl_module):
-        writer = tensorboard_writer(trainer)
-        if self.samples is None or writer is None or not self.due(trainer):
+        found = self.inspected(trainer, pl_module)
+        if found is None:
             return
-        result = inspect_batch(pl_module, self.samples)
-        self.samples = None
-        if result is None:
-            return
+        writer, result = found
         step = trainer.global_step
         writer.add_text(self.tag, markdown_table(result.truths, result.preds), global_step=step)
         if self.images:

@@ -8,6 +8,8 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from seq2seq_lab.callbacks.inspection import Inspection, inspect_batch
+
 
 def tensorboard_writer(trainer: L.Trainer):
     """The ``SummaryWriter`` of the run's TensorBoard logger on global rank 0, else None."""
@@ -59,3 +61,12 @@ class EveryNEpochs(L.Callback):
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         if batch_idx == 0 and dataloader_idx == 0 and isinstance(batch, dict) and self.due(trainer):
             self.samples = head(batch, self.num_samples)
+
+    def inspected(self, trainer: L.Trainer, pl_module: L.LightningModule) -> tuple[Any, Inspection] | None:
+        """``(writer, inspection)`` of the kept samples at a due epoch's end, else None; forgets the samples."""
+        writer = tensorboard_writer(trainer)
+        if self.samples is None or writer is None or not self.due(trainer):
+            return None
+        result = inspect_batch(pl_module, self.samples)
+        self.samples = None
+        return None if result is None else (writer, result)

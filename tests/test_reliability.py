@@ -182,3 +182,20 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mon
     good = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
     assert good["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in good["state_dict"].values() if v.is_floating_point())
+
+
+def test_error_from_a_dataloader_worker_is_reported_as_its_last_line(caplog):
+    import logging
+
+    from seq2seq_lab.data.ocr_sources import BadSampleError
+    from seq2seq_lab.errors import reported_errors
+
+    worker_text = (
+        "Caught BadSampleError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\nseq2seq_lab.data.ocr_sources.BadSampleError: train.txt:3: cannot read image'
+    )
+    with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as exit_info:
+        with reported_errors(logging.getLogger("test")):
+            raise BadSampleError(worker_text)
+    assert exit_info.value.code == 1
+    assert caplog.messages[-1] == "seq2seq_lab.data.ocr_sources.BadSampleError: train.txt:3: cannot read image"

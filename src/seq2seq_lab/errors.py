@@ -42,5 +42,8 @@ def reported_errors(logger: logging.Logger) -> Iterator[None]:
         lab = as_lab_error(err)
         if lab is None:
             raise
-        logger.error("%s", lab)
+        message = str(lab)
+        if "Original Traceback" in message:  # re-raised from a DataLoader worker: keep its last line
+            message = message.rstrip().splitlines()[-1]
+        logger.error("%s", message)
         raise SystemExit(1) from None

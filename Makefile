@@ -51,8 +51,8 @@ fonts:
 	@if command -v fc-list >/dev/null 2>&1 && [ -n "$$(fc-list :lang=zh)" ]; then \
 		echo "fonts: a Chinese font is installed"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-			fontconfig fonts-wqy-microhei; \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+			fontconfig fonts-wqy-microhei; } || echo "fonts: apt-get failed; CJK rendering will be unavailable"; \
 	else \
 		echo "fonts: no Chinese font found; as root install one, e.g.:"; \
 		echo "  apt-get install --no-install-recommends fonts-wqy-microhei   (or fonts-noto-cjk)"; \

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -32,3 +34,14 @@ def fake_data_dir(tmp_path_factory) -> Path:
     root = write_fake_mnist(tmp_path_factory.mktemp("data"))
     write_text_lines(root / "ocr", charset="abcde0123", length=4)
     return root
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No S2S_DATA_DIR leaking in from the user's environment, and no network."""
+    monkeypatch.delenv("S2S_DATA_DIR", raising=False)
+
+    def no_network(url, timeout=None):
+        raise urllib.error.URLError("network disabled in tests")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)

@@ -28,15 +28,7 @@ from seq2seq_lab.data.paths import resolve_data_dir
 NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch):
-    """No env override leaking in from the user, and no network."""
-    monkeypatch.delenv("S2S_DATA_DIR", raising=False)
-
-    def no_network(url, timeout=None):
-        raise urllib.error.URLError("network disabled in tests")
-
-    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+pytestmark = pytest.mark.usefixtures("offline")
 
 
 def fake_mnist(root, n_train=60, n_test=20, sub="mnist", dotted=False, gz=True, hw=(28, 28)):

@@ -6,8 +6,6 @@ Train image ``i`` is filled with the value ``i + 1`` (1..200) and test image ``j
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +22,7 @@ LABELS = {"train": (np.arange(N_TRAIN) * 7) % 10, "test": (np.arange(N_TEST) * 3
 CONF = Path(__file__).resolve().parents[1] / "conf" / "data" / "mnist_digits.yaml"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch):
-    monkeypatch.delenv("S2S_DATA_DIR", raising=False)
-
-    def no_network(url, timeout=None):
-        raise urllib.error.URLError("network disabled in tests")
-
-    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+pytestmark = pytest.mark.usefixtures("offline")
 
 
 @pytest.fixture

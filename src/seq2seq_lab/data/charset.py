@@ -18,12 +18,22 @@ from seq2seq_lab.errors import LabError
 
 __all__ = ["CharsetError", "read_charset"]
 
-_BOM = "\ufeff"
 _MAX_REPORTED = 10  # problems listed in one error message
 
 
 class CharsetError(LabError, ValueError):
     """A charset file is malformed; the message names the file and the lines."""
+
+
+def read_utf8(path: str | os.PathLike, error: type[Exception], what: str) -> str:
+    """The text of a UTF-8 file (a BOM is dropped); ``error`` names the file and line of bad bytes."""
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise error(f"{os.fspath(path)}:{line}: {what} is not valid UTF-8 ({err.reason})") from None
 
 
 def read_charset(path: str | os.PathLike) -> list[str]:
@@ -40,15 +50,7 @@ def read_charset(path: str | os.PathLike) -> list[str]:
         CharsetError: not UTF-8, empty, an empty or multi-character line, or a duplicate.
     """
     name = os.fspath(path)
-    with open(path, "rb") as fh:
-        raw = fh.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise CharsetError(f"{name}:{line}: charset file is not valid UTF-8 ({err.reason})") from None
-    if text.startswith(_BOM):
-        text = text[1:]
+    text = read_utf8(path, CharsetError, "charset file")
 
     lines = text.split("\n")
     lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]

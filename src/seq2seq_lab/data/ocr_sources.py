@@ -25,6 +25,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
+from seq2seq_lab.data.charset import read_utf8
 from seq2seq_lab.errors import LabError
 
 __all__ = ["PROBLEMS", "BadSampleError", "FileImage", "ListFileSource", "Sample", "index_samples"]
@@ -100,13 +101,7 @@ class ListFileSource:
         return f"ListFileSource({self.path!r})"
 
     def __iter__(self) -> Iterator[Sample]:
-        with open(self.path, "rb") as fh:
-            raw = fh.read()
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as err:
-            line = raw[: err.start].count(b"\n") + 1
-            raise BadSampleError(f"{self.path}:{line}: list file is not valid UTF-8 ({err.reason})") from None
+        text = read_utf8(self.path, BadSampleError, "list file")
         root = self.root
         for lineno, line in enumerate(text.split("\n"), start=1):
             if line.endswith("\r"):

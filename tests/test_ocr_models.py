@@ -48,6 +48,20 @@ def test_crnn_masks_columns_beyond_the_content_width_and_takes_other_sizes():
         CRNNEncoder(height=40)
 
 
+def test_batch_norm_after_the_reference_layers_or_every_conv():
+    def normed(encoder):  # indices of the convs that a BatchNorm follows
+        layers = list(encoder.cnn)
+        convs = [i for i, m in enumerate(layers) if isinstance(m, torch.nn.Conv2d)]
+        return [k for k, i in enumerate(convs) if isinstance(layers[i + 1], torch.nn.BatchNorm2d)]
+
+    assert normed(CRNNEncoder(**SLIM)) == [2, 4, 6]
+    every = CRNNEncoder(**SLIM, batch_norm="all")
+    assert normed(every) == list(range(7))
+    assert all(m.bias is None for m in every.cnn if isinstance(m, torch.nn.Conv2d))  # BN brings the bias
+    with pytest.raises(ValueError, match="batch_norm must be one of"):
+        CRNNEncoder(batch_norm="some")
+
+
 def test_channels_last_gives_the_same_outputs():
     torch.manual_seed(0)
     plain = CRNNEncoder(**SLIM).eval()
@@ -128,6 +142,35 @@ def test_ctc_model_shapes():
 
 
 # --- metrics -------------------------------------------------------------------------------------
+def test_joint_ctc_attention_loss_mixes_the_two_terms():
+    from seq2seq_lab.data.tokenizer import Tokenizer
+    from seq2seq_lab.models.ctc import ctc_loss
+    from seq2seq_lab.systems import OCRSystem
+
+    tokenizer = Tokenizer("abcdef")
+    torch.manual_seed(0)
+    model = CRNNAttention(4, tokenizer.vocab_size, channels=1, width=64, hidden_dim=16, embed_dim=8,
+                          attention="mlp", ctc_head=True, **SLIM)
+    system = OCRSystem(model, tokenizer, ctc_weight=0.25, optimizer=functools.partial(torch.optim.Adam)).eval()
+    targets = torch.tensor([[2, 3, 1, tokenizer.PAD], [4, 5, 6, 1]])
+    batch = {"inputs": torch.rand(2, 1, 32, 64), "targets": targets, "target_lengths": torch.tensor([3, 4])}
+    loss, logits = system.compute_loss(batch)
+
+    memory, mask, _ = model.encode(batch["inputs"])
+    ce = system.token_loss(model(batch["inputs"], targets=targets, teacher_forcing=1.0)[0], targets)
+    ctc = ctc_loss(model.ctc_head(memory), mask.sum(1), targets, torch.tensor([2, 3]), blank=Tokenizer.SOS)
+    assert ctc > 0 and torch.allclose(loss, 0.75 * ce + 0.25 * ctc)
+    assert torch.allclose(system.loss_parts["ctc_loss"], ctc) and logits.shape == (2, 4, tokenizer.vocab_size)
+    loss.backward()
+    assert model.ctc_head.linear.weight.grad.abs().sum() > 0  # the head is trained through the mix
+
+    plain = CRNNAttention(4, tokenizer.vocab_size, channels=1, width=64, **SLIM)
+    with pytest.raises(ValueError, match="model.ctc_head=true"):
+        OCRSystem(plain, tokenizer, ctc_weight=0.3, optimizer=torch.optim.Adam)
+    with pytest.raises(ValueError, match=r"ctc_weight must be in \[0, 1\)"):
+        OCRSystem(model, tokenizer, ctc_weight=1.0, optimizer=torch.optim.Adam)
+
+
 def test_text_metrics_on_known_strings():
     preds, refs = ["abc", "abd", "", "xyzw"], ["abc", "abc", "ab", "xyz"]
     assert [edit_distance(p, r) for p, r in zip(preds, refs)] == [0, 1, 2, 1]

@@ -74,6 +74,17 @@ def test_random_labels_have_the_lengths_and_charset(lo, hi):
     assert labels == [sampler.sample(np.random.default_rng([0, i])) for i in range(300)]
 
 
+def test_zipf_labels_follow_the_charset_ranks():
+    sampler = TextSampler("abcd", 10, 10, zipf=1.0)
+    text = "".join(sampler.sample(np.random.default_rng([2, i])) for i in range(2000))
+    share = {c: text.count(c) / len(text) for c in "abcd"}  # expected 1 : 1/2 : 1/3 : 1/4, i.e. .48 .24 .16 .12
+    assert share["a"] > share["b"] > share["c"] > share["d"] > 0.09
+    assert abs(share["a"] - 0.48) < 0.03 and abs(share["d"] - 0.12) < 0.02
+    assert text == "".join(sampler.sample(np.random.default_rng([2, i])) for i in range(2000))
+    with pytest.raises(ValueError, match="zipf must be a positive"):
+        TextSampler("abcd", 2, 2, zipf=0)
+
+
 def test_labels_with_a_space_never_start_or_end_with_it():
     labels = [TextSampler("ab ", 2, 6).sample(np.random.default_rng([1, i])) for i in range(300)]
     assert " " in "".join(labels) and all(s == s.strip() for s in labels)

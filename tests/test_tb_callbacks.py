@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from helpers import compose_config
 from seq2seq_lab.assemble import build_datamodule, build_system
-from seq2seq_lab.callbacks.figures import attention_figure, confusion_figure, samples_figure
+from seq2seq_lab.callbacks.figures import CJK_FAMILIES, attention_figure, confusion_figure, samples_figure
 from seq2seq_lab.callbacks.inspection import inspect_batch
 from seq2seq_lab.callbacks.sample_predictions import markdown_table
 from seq2seq_lab.callbacks.tb import head
@@ -127,3 +128,13 @@ def test_figures_and_text():
     assert "accuracy 0.9000" in fig.axes[0].get_title()
     table = markdown_table(["12", "34"], ["12", "3"])
     assert "| 1 | `34` | `3` | ✗ |" in table and table.count("\n") == 3
+
+
+def test_chinese_titles_draw_without_missing_glyphs():
+    from matplotlib import font_manager
+
+    if not {f.name for f in font_manager.fontManager.ttflist} & set(CJK_FAMILIES):
+        pytest.skip("no CJK font installed (make fonts)")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", "Glyph", UserWarning)  # "Glyph ... missing from font(s)"
+        samples_figure(torch.rand(1, 1, 32, 128), ["复该德"], ["复该"]).canvas.draw()

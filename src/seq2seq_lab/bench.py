@@ -30,6 +30,8 @@ from seq2seq_lab.configs import config_dir
 
 log = logging.getLogger(__name__)
 
+_CJK_IDEOGRAPHS = 0x9FFF - 0x4E00 + 1  # the CJK Unified Ideographs block
+
 
 def _identity(batch: dict) -> dict:
     return batch
@@ -38,6 +40,15 @@ def _identity(batch: dict) -> dict:
 def as_loader(batches: list[dict]) -> DataLoader:
     """Serve ready batches through a DataLoader, as both training paths see them."""
     return DataLoader(batches, batch_size=None, collate_fn=_identity)
+
+
+def write_synthetic_charset(size: int, directory: Path) -> Path:
+    """A charset file of ``size`` CJK ideographs (U+4E00 onwards), one per line, in ``directory``."""
+    if not 0 < size <= _CJK_IDEOGRAPHS:
+        raise ValueError(f"bench.charset_size must be in [1, {_CJK_IDEOGRAPHS}], got {size}")
+    path = directory / "charset.txt"
+    path.write_text("".join(chr(0x4E00 + i) + "\n" for i in range(size)), encoding="utf-8")
+    return path
 
 
 def synthetic_batches(datamodule, batch_size: int, count: int, seed: int) -> list[dict]:
@@ -123,9 +134,11 @@ def plain_infer(system: L.LightningModule, batches: DataLoader, precision: str) 
 
 def bench(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed)
+    b = cfg.bench
+    if b.get("charset_size"):
+        cfg.data.charset = str(write_synthetic_charset(b.charset_size, Path(cfg.paths.output_dir)))
     datamodule = build_datamodule(cfg)
     template = build_system(cfg, datamodule)
-    b = cfg.bench
     batches = synthetic_batches(datamodule, b.batch_size, b.train_batches, cfg.seed)
     train_batches, infer_batches = as_loader(batches), as_loader(batches[: b.infer_batches])
     precision = str(cfg.trainer.get("precision", "32-true"))

@@ -73,6 +73,7 @@ class CorpusSpec:
     max_length: int = 10
     text_file: str | None = None
     policy: str = "drop"
+    zipf: float | None = None
     fonts: list[str] = field(default_factory=list)
     seed: int = 0
     format: str = "jpg"
@@ -100,7 +101,7 @@ def spec_from_config(cfg: DictConfig) -> CorpusSpec:
     return CorpusSpec(
         num_train=cfg.num_train, num_val=cfg.num_val, num_test=cfg.num_test,
         charset=str(cfg.charset), charset_size=cfg.charset_size, min_length=int(lo), max_length=int(hi),
-        text_file=cfg.text_file, policy=cfg.policy, fonts=[str(f) for f in cfg.fonts or []], seed=cfg.seed,
+        text_file=cfg.text_file, policy=cfg.policy, zipf=cfg.get("zipf"), fonts=[str(f) for f in cfg.fonts or []], seed=cfg.seed,
         format=cfg.format, quality=cfg.quality, lmdb=cfg.lmdb,
         render=OmegaConf.to_container(cfg.render, resolve=True) if cfg.get("render") else {},
     )
@@ -245,7 +246,7 @@ def generate_corpus(spec: CorpusSpec, out_dir: str | os.PathLike, workers: int =
     t0 = time.perf_counter()
     fonts = find_fonts(spec.fonts, charset)
     lines = read_text_lines(spec.text_file) if spec.text_file else None
-    sampler = TextSampler(charset, spec.min_length, spec.max_length, lines, spec.policy)
+    sampler = TextSampler(charset, spec.min_length, spec.max_length, lines, spec.policy, spec.zipf)
     counts = spec.counts()
     manifest = {"version": MANIFEST_VERSION, "args": identity, "complete": False, "counts": counts,
                 "charset_size": len(charset), "fonts": fonts}

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from seq2seq_lab.errors import ConfigError
 from seq2seq_lab.models.attention import ATTENTIONS
 from seq2seq_lab.models.cells import CELLS
+from seq2seq_lab.models.crnn import BATCH_NORM
 
 _MISSING = object()
 
@@ -88,11 +89,13 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("model.embed_dim", optional_positive_int, "null or an integer >= 1"),
     ("model.teacher_force", unit_interval, "a number in [0, 1]"),
     ("model.dropout", dropout_rate, "a number in [0, 1)"),
+    ("model.batch_norm", lambda v: v in BATCH_NORM, f"one of {', '.join(BATCH_NORM)}"),
     ("data.batch_size", positive_int, "an integer >= 1"),
     ("data.eval_batch_size", optional_positive_int, "null or an integer >= 1"),
     ("data.num_workers", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     ("system.teacher_forcing", optional_unit_interval, "null or a number in [0, 1]"),
     ("system.beam_width", positive_int, "an integer >= 1"),
+    ("system.ctc_weight", dropout_rate, "a number in [0, 1)"),
     ("system.optimizer.lr", positive_number, "a number > 0"),
     ("trainer.max_epochs", lambda v: v == -1 or positive_int(v), "an integer >= 1 (or -1)"),
 ]

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
+
+
+# fonts that draw Chinese (the first is what `make fonts` installs), tried after DejaVu Sans
+CJK_FAMILIES = ("WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Noto Sans CJK SC", "Noto Sans CJK JP",
+                "Droid Sans Fallback")
 
 
 def _plt():
@@ -14,7 +20,21 @@ def _plt():
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    _add_cjk_fallback()
     return plt
+
+
+@functools.cache
+def _add_cjk_fallback() -> None:
+    """Let titles and tick labels draw CJK text: the installed CJK families become per-glyph
+    fallbacks of the default font (matplotlib >= 3.6), instead of boxes and a warning per glyph."""
+    import matplotlib.pyplot as plt
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    cjk = [name for name in CJK_FAMILIES if name in installed]
+    if cjk:
+        plt.rcParams["font.family"] = ["DejaVu Sans", *cjk]
 
 
 def as_image(x: torch.Tensor) -> torch.Tensor:

@@ -112,20 +112,29 @@ class TextSampler:
         lines: sentences to cut windows from; None for uniform random characters.
         policy: for ``lines``, what to do with characters outside the charset:
             ``drop`` removes them, ``skip`` never lets a window contain one.
+        zipf: without ``lines``, draw the character of rank ``r`` (its 1-based
+            place in ``charset``) with probability proportional to ``r ** -zipf``,
+            as in running text (``cjk_common`` is ordered by frequency); None: uniform.
 
     Raises:
-        ValueError: bad lengths or policy, or no line yields a window of ``min_length``.
+        ValueError: bad lengths, policy or zipf, or no line yields a window of ``min_length``.
     """
 
     def __init__(self, charset: str, min_length: int, max_length: int,
-                 lines: Iterable[str] | None = None, policy: str = "drop"):
+                 lines: Iterable[str] | None = None, policy: str = "drop", zipf: float | None = None):
         if not 1 <= min_length <= max_length:
             raise ValueError(f"need 1 <= min_length <= max_length, got {min_length}..{max_length}")
+        if zipf is not None and not zipf > 0:
+            raise ValueError(f"zipf must be a positive exponent or null, got {zipf}")
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
         self.charset = "".join(dict.fromkeys(charset))
         self.min_length, self.max_length = int(min_length), int(max_length)
         self._chars = np.array(list(self.charset))
+        self._weights = None
+        if zipf is not None:
+            ranks = np.arange(1, len(self._chars) + 1, dtype=np.float64) ** -float(zipf)
+            self._weights = ranks / ranks.sum()
         self._ends = np.array(list(self.charset.replace(" ", "")) or [" "])  # a label's first and last
         self._segments: list[str] | None = None
         self._windows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -142,7 +151,11 @@ class TextSampler:
         return int(rng.integers(self.min_length, self.max_length + 1))
 
     def _random(self, rng: np.random.Generator) -> str:
-        chars = self._chars[rng.integers(0, len(self._chars), size=self._length(rng))]
+        size = self._length(rng)
+        if self._weights is None:
+            chars = self._chars[rng.integers(0, len(self._chars), size=size)]
+        else:
+            chars = self._chars[rng.choice(len(self._chars), size=size, p=self._weights)]
         if len(self._ends) < len(self._chars):  # the charset has a space: none at either end
             chars[[0, -1]] = self._ends[rng.integers(0, len(self._ends), size=2)]
         return "".join(chars)

@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from seq2seq_lab.models.heads import CTCHead
 
-__all__ = ["CTCModel", "ctc_greedy"]
+__all__ = ["CTCModel", "ctc_greedy", "ctc_loss"]
+
+
+def ctc_loss(
+    log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor, blank: int
+) -> torch.Tensor:
+    """Mean CTC loss (per target character) of ``log_probs (B, T, V)`` with ``lengths (B,)`` valid
+    columns against the first ``target_lengths (B,)`` ids of each row of ``targets (B, L)``.
+    Impossible alignments (more characters than columns allow) count zero."""
+    return F.ctc_loss(
+        log_probs.transpose(0, 1).float(),  # (T, B, V)
+        targets,
+        lengths,
+        target_lengths,
+        blank=blank,
+        zero_infinity=True,
+    )
 
 
 def ctc_greedy(

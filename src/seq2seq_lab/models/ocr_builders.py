@@ -18,6 +18,7 @@ from seq2seq_lab.models.crnn import CRNNEncoder
 from seq2seq_lab.models.ctc import CTCModel
 from seq2seq_lab.models.decoder import RecurrentDecoder
 from seq2seq_lab.models.feedback import TokenFeedback
+from seq2seq_lab.models.heads import CTCHead
 from seq2seq_lab.models.seq2seq import Seq2Seq
 
 __all__ = ["CRNNAttention", "CRNNCTC"]
@@ -44,11 +45,12 @@ def _with_slots(
 
 
 def _encoder(channels, height, width, width_mult, rnn_hidden, rnn_layers, encoder_cell, dropout,
-             channels_last) -> CRNNEncoder:
+             channels_last, batch_norm) -> CRNNEncoder:
     _check_sizes(channels=channels, height=height, width=width, rnn_hidden=rnn_hidden, rnn_layers=rnn_layers)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    return CRNNEncoder(channels, height, width_mult, rnn_hidden, rnn_layers, encoder_cell, dropout, channels_last)
+    return CRNNEncoder(channels, height, width_mult, rnn_hidden, rnn_layers, encoder_cell, dropout, channels_last,
+                       batch_norm)
 
 
 def CRNNAttention(
@@ -71,6 +73,8 @@ def CRNNAttention(
     encoder_cell: str = "lstm",
     output_context: bool = False,
     channels_last: bool = False,
+    batch_norm: str = "reference",
+    ctc_head: bool = False,
 ) -> Seq2Seq:
     """CRNN encoder + the :class:`RecurrentDecoder` in token mode:
     ``images (B, channels, height, width) -> logits (B, output_length, output_dim)``.
@@ -87,15 +91,17 @@ def CRNNAttention(
             ``concat``, ``position``, ``none``).
         dropout: in the encoder's RNN stack and between decoder layers.
         teacher_force: training teacher forcing ratio.
-        width_mult, rnn_hidden, rnn_layers, encoder_cell, channels_last: see :class:`CRNNEncoder`.
+        width_mult, rnn_hidden, rnn_layers, encoder_cell, channels_last, batch_norm: see :class:`CRNNEncoder`.
         output_context: project ``[h; context]`` (Luong) instead of ``h`` alone (the reference).
+        ctc_head: add a :class:`CTCHead` on the encoder memory (``(K + 1) V`` parameters) for
+            the OCR system's auxiliary CTC loss (``system.ctc_weight``).
     """
     _check_sizes(output_length=output_length, output_dim=output_dim, hidden_dim=hidden_dim,
                  embed_dim=embed_dim, depth=depth)
     if not 0.0 <= float(teacher_force) <= 1.0:
         raise ValueError(f"teacher_force must be in [0, 1], got {teacher_force}")
     encoder = _encoder(channels, height, width, width_mult, rnn_hidden, rnn_layers, encoder_cell, dropout,
-                       channels_last)
+                       channels_last, batch_norm)
     columns = encoder.columns(width)
     decoder = RecurrentDecoder(
         TokenFeedback(output_dim, embed_dim),
@@ -108,7 +114,8 @@ def CRNNAttention(
         dropout=dropout,
         output_context=output_context,
     )
-    model = Seq2Seq(encoder, decoder, output_length, float(teacher_force))
+    head = CTCHead(encoder.output_dim, output_dim) if ctc_head else None
+    model = Seq2Seq(encoder, decoder, output_length, float(teacher_force), ctc_head=head)
     model.input_length = columns
     return model
 
@@ -124,6 +131,7 @@ def CRNNCTC(
     rnn_layers: int = 2,
     encoder_cell: str = "lstm",
     channels_last: bool = False,
+    batch_norm: str = "reference",
 ) -> CTCModel:
     """CRNN encoder + a CTC head: ``images (B, C, H, W) -> log_probs (B, width // 4 + 1, output_dim)``.
 
@@ -132,7 +140,7 @@ def CRNNCTC(
     """
     _check_sizes(output_dim=output_dim)
     encoder = _encoder(channels, height, width, width_mult, rnn_hidden, rnn_layers, encoder_cell, dropout,
-                       channels_last)
+                       channels_last, batch_norm)
     model = CTCModel(encoder, output_dim, dropout)
     model.input_length = encoder.columns(width)
     return model

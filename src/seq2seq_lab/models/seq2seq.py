@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from seq2seq_lab.models.decoder import RecurrentDecoder
-from seq2seq_lab.models.heads import ClassifierHead
+from seq2seq_lab.models.heads import ClassifierHead, CTCHead
 from seq2seq_lab.models.search import beam, greedy
 
 
@@ -18,12 +18,16 @@ class Seq2Seq(nn.Module):
         decoder: the decoder.
         output_length: default number of decoding steps.
         teacher_force: default teacher forcing ratio in training (bool or [0, 1]).
+        ctc_head: an optional :class:`CTCHead` over the encoder memory, for an
+            auxiliary CTC loss in training (joint CTC-attention); decoding ignores it.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: RecurrentDecoder, output_length: int, teacher_force: float = 1.0):
+    def __init__(self, encoder: nn.Module, decoder: RecurrentDecoder, output_length: int, teacher_force: float = 1.0,
+                 ctc_head: CTCHead | None = None):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
+        self.ctc_head = ctc_head
         self.output_length = output_length
         self.output_dim = decoder.output_dim
         self.teacher_force = float(teacher_force)
@@ -43,10 +47,21 @@ class Seq2Seq(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Outputs ``(B, L, V)`` and attention ``(B, L, T')``; see :meth:`RecurrentDecoder.forward`."""
         memory, mask, summary = self.encode(inputs, input_lengths)
+        return self.decode(memory, mask, summary, targets, teacher_forcing, max_length, eos_id)
+
+    def decode(
+        self,
+        memory: torch.Tensor,
+        mask: torch.Tensor,
+        summary: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        teacher_forcing: float | None = None,
+        max_length: int | None = None,
+        eos_id: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoder over an encoding (:meth:`encode`): outputs ``(B, L, V)``, attention ``(B, L, T')``."""
         ratio = self.teacher_force if teacher_forcing is None else teacher_forcing
-        return self.decoder(
-            memory, mask, summary, targets, ratio, max_length or self.output_length, eos_id
-        )
+        return self.decoder(memory, mask, summary, targets, ratio, max_length or self.output_length, eos_id)
 
     def generate(
         self,

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from seq2seq_lab.data.tokenizer import Tokenizer
-from seq2seq_lab.models.ctc import CTCModel, ctc_greedy
+from seq2seq_lab.models.ctc import CTCModel, ctc_greedy, ctc_loss
 from seq2seq_lab.systems.base import BaseSystem, check_vocabulary
 from seq2seq_lab.systems.text_metrics import text_metrics
 
@@ -43,14 +42,8 @@ class CTCSystem(BaseSystem):
     def compute_loss(self, batch: dict) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         log_probs, mask = self.net(batch["inputs"], batch.get("input_lengths"))  # (B, T', V), (B, T')
         lengths = mask.sum(1)
-        loss = F.ctc_loss(
-            log_probs.transpose(0, 1).float(),  # (T', B, V)
-            batch["targets"],  # (B, L): chars, EOS, PAD; only the first target_lengths - 1 are read
-            lengths,
-            batch["target_lengths"] - 1,
-            blank=self.blank,
-            zero_infinity=True,
-        )
+        # targets (B, L): chars, EOS, PAD; only the first target_lengths - 1 (the chars) are read
+        loss = ctc_loss(log_probs, lengths, batch["targets"], batch["target_lengths"] - 1, self.blank)
         return loss, (log_probs, lengths)
 
     def update_metrics(self, batch: dict, outputs: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from seq2seq_lab.data.tokenizer import Tokenizer
+from seq2seq_lab.models.ctc import ctc_loss
 from seq2seq_lab.models.search import until_eos
 from seq2seq_lab.systems.seq2seq import Seq2SeqSystem, align_predictions
 from seq2seq_lab.systems.text_metrics import text_metrics
@@ -17,13 +19,43 @@ class OCRSystem(Seq2SeqSystem):
     Validation and test also log, on the decoded strings (greedy, or beam when
     ``beam_width > 1``): ``line_acc`` (exact lines), ``cer`` and ``ned`` (1 - NED);
     see :mod:`~seq2seq_lab.systems.text_metrics`. The monitor defaults to ``line_acc``.
-    Arguments as :class:`Seq2SeqSystem`.
+
+    Args:
+        ctc_weight: ``w`` of joint CTC-attention training (Kim et al., 2017): the
+            loss is ``(1 - w) CE + w CTC``, the CTC over the model's ``ctc_head``
+            on the encoder memory (blank: id 0, as :class:`CTCSystem`): a per-column
+            signal for the encoder that does not wait for the attention to align.
+            Decoding uses the attention decoder only. 0: plain cross-entropy.
+        others: as :class:`Seq2SeqSystem`.
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, ctc_weight: float = 0.0, **kwargs):
         kwargs.setdefault("monitor", "line_acc")
         super().__init__(*args, **kwargs)
+        if not 0.0 <= ctc_weight < 1.0:
+            raise ValueError(f"system.ctc_weight must be in [0, 1), got {ctc_weight}")
+        if ctc_weight and getattr(self.net, "ctc_head", None) is None:
+            raise ValueError(f"system.ctc_weight={ctc_weight} needs a model with a CTC head: set model.ctc_head=true")
+        self.ctc_weight = ctc_weight
         self.text_metrics = text_metrics()
+
+    def compute_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.ctc_weight:
+            return super().compute_loss(batch)
+        targets = batch["targets"]  # (B, L): chars, EOS, PAD
+        memory, mask, summary = self.net.encode(batch["inputs"], batch.get("input_lengths"))
+        logits, _ = self.net.decode(memory, mask, summary, targets, self.teacher_forcing_ratio)
+        ce = self.token_loss(logits, targets)
+        ctc = ctc_loss(self.net.ctc_head(memory), mask.sum(1), targets, batch["target_lengths"] - 1, Tokenizer.SOS)
+        self.loss_parts = {"ce_loss": ce.detach(), "ctc_loss": ctc.detach()}
+        return (1 - self.ctc_weight) * ce + self.ctc_weight * ctc, logits
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = super().training_step(batch, batch_idx)
+        if self.ctc_weight:  # the two terms, as train/ce_loss and train/ctc_loss
+            self.log_dict({f"train/{k}": v for k, v in self.loss_parts.items()}, on_step=False, on_epoch=True,
+                          batch_size=batch["targets"].size(0))
+        return loss
 
     def update_metrics(self, batch: dict, outputs: torch.Tensor, stage: str) -> None:
         targets = batch["targets"]  # (B, L)

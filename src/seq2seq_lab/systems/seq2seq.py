@@ -62,17 +62,25 @@ class Seq2SeqSystem(BaseSystem):
         """Decoded tokens ``(B, L')``, scores ``(B,)`` and attention (greedy) or None (beam)."""
         return self.net.generate(inputs, input_lengths, self.tokenizer.EOS, max_length, self.beam_width)
 
-    def compute_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        targets = batch["targets"]
-        ratio = self.teacher_forcing if self.training else 1.0
-        logits, _ = self.net(batch["inputs"], batch.get("input_lengths"), targets, teacher_forcing=ratio)
-        loss = F.cross_entropy(
+    @property
+    def teacher_forcing_ratio(self) -> float | None:
+        """This step's ratio: the configured one in training (None: the model's), 1 otherwise."""
+        return self.teacher_forcing if self.training else 1.0
+
+    def token_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of ``logits (B, L, V)`` against ``targets (B, L)``, PAD ignored."""
+        return F.cross_entropy(
             logits.flatten(0, 1),
             targets.flatten(),
             ignore_index=self.tokenizer.PAD,
             label_smoothing=self.label_smoothing,
         )
-        return loss, logits
+
+    def compute_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        targets = batch["targets"]
+        logits, _ = self.net(batch["inputs"], batch.get("input_lengths"), targets,
+                             teacher_forcing=self.teacher_forcing_ratio)
+        return self.token_loss(logits, targets), logits
 
     def update_metrics(self, batch: dict, outputs: torch.Tensor, stage: str) -> None:
         targets = batch["targets"]

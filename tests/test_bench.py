@@ -1,0 +1,32 @@
+"""The throughput bench: it runs an experiment's model on synthetic batches, OCR included without a corpus."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from helpers import compose_config
+from seq2seq_lab.bench import bench
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_bench_measures_the_full_size_ocr_model_with_a_synthetic_charset(tmp_path):
+    overrides = ["experiment=ocr_crnn_attention", "bench.charset_size=30", "bench.batch_size=2",
+                 "bench.train_batches=2", "bench.infer_batches=1", "bench.repeats=1", "bench.warmup_batches=1",
+                 "trainer.precision=bf16-mixed"]
+    result = bench(compose_config("bench", overrides, tmp_path))
+    charset = (tmp_path / "charset.txt").read_text(encoding="utf-8").splitlines()
+    assert len(charset) == 30 and charset[0] == "\u4e00" and len(set(charset)) == 30
+    assert result["num_params"] == 9_118_919 + 513 * (30 + 4)  # the reference-size formula, V = chars + 4
+    assert result["batch_size"] == 2 and result["precision"] == "bf16-mixed"
+    assert result["plain_train_samples_per_second"] > 0 and result["infer_samples_per_second"] > 0
+
+    with pytest.raises(ValueError, match="charset_size must be in"):
+        bench(compose_config("bench", [*overrides[:1], "bench.charset_size=30000"], tmp_path / "bad"))

@@ -30,3 +30,21 @@ def test_bench_measures_the_full_size_ocr_model_with_a_synthetic_charset(tmp_pat
 
     with pytest.raises(ValueError, match="charset_size must be in"):
         bench(compose_config("bench", [*overrides[:1], "bench.charset_size=30000"], tmp_path / "bad"))
+
+
+def test_bench_inference_decodes_every_step_even_when_the_model_says_eos_at_once(tmp_path):
+    from seq2seq_lab.assemble import build_datamodule, build_system
+    from seq2seq_lab.bench import infer, synthetic_batches
+
+    cfg = compose_config("bench", ["experiment=ocr_crnn_attention", "bench.charset_size=12", "model.width_mult=0.25",
+                                   "model.rnn_hidden=16", "model.hidden_dim=16", "model.embed_dim=8"], tmp_path)
+    cfg.data.charset = str(tmp_path / "charset.txt")
+    (tmp_path / "charset.txt").write_text("".join(f"{c}\n" for c in "abcdefghijkl"), encoding="utf-8")
+    datamodule = build_datamodule(cfg)
+    system = build_system(cfg, datamodule).eval()
+    with torch.no_grad():
+        system.net.decoder.output.bias[datamodule.tokenizer.EOS] = 100.0  # EOS at the first step
+    batch = synthetic_batches(datamodule, 2, 1, seed=0)[0]
+    with torch.no_grad():
+        assert system(batch["inputs"])[0].shape == (2, 1)  # the system stops at EOS
+        assert infer(system, batch)[0].shape == (2, datamodule.output_length)  # the bench does not

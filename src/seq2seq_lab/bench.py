@@ -27,10 +27,12 @@ from torch.utils.data import DataLoader
 
 from seq2seq_lab.assemble import build_datamodule, build_system
 from seq2seq_lab.configs import config_dir
+from seq2seq_lab.models.seq2seq import Seq2Seq
 
 log = logging.getLogger(__name__)
 
 _CJK_IDEOGRAPHS = 0x9FFF - 0x4E00 + 1  # the CJK Unified Ideographs block
+_NO_EOS = -1  # an id no token has: decoding runs every step
 
 
 def _identity(batch: dict) -> dict:
@@ -122,13 +124,23 @@ class _EpochTimer(L.Callback):
         self.seconds = time.perf_counter() - self.start
 
 
+def infer(system: L.LightningModule, batch: dict):
+    """Inference on one batch as the system runs it, except that a token decoder runs all of its
+    ``output_length`` steps, as for lines of full length: a random model may emit EOS at any step
+    (even the first), and the figure would then be that of a shorter decode."""
+    net = system.net
+    if isinstance(net, Seq2Seq):
+        return net.generate(batch["inputs"], batch.get("input_lengths"), _NO_EOS, beam_width=system.beam_width)
+    return system(batch["inputs"], batch.get("input_lengths"))
+
+
 @torch.inference_mode()
 def plain_infer(system: L.LightningModule, batches: DataLoader, precision: str) -> float:
     system.eval()
     start = time.perf_counter()
     for batch in batches:
         with autocast_for(precision):
-            system(batch["inputs"], batch.get("input_lengths"))
+            infer(system, batch)
     return time.perf_counter() - start
 
 
@@ -139,8 +151,8 @@ def bench(cfg: DictConfig) -> dict:
         cfg.data.charset = str(write_synthetic_charset(b.charset_size, Path(cfg.paths.output_dir)))
     datamodule = build_datamodule(cfg)
     template = build_system(cfg, datamodule)
-    batches = synthetic_batches(datamodule, b.batch_size, b.train_batches, cfg.seed)
-    train_batches, infer_batches = as_loader(batches), as_loader(batches[: b.infer_batches])
+    batches = synthetic_batches(datamodule, b.batch_size, max(b.train_batches, b.infer_batches), cfg.seed)
+    train_batches, infer_batches = as_loader(batches[: b.train_batches]), as_loader(batches[: b.infer_batches])
     precision = str(cfg.trainer.get("precision", "32-true"))
     warmup = as_loader(batches[: b.warmup_batches])
     plain_infer(copy.deepcopy(template), warmup, precision)

@@ -187,7 +187,9 @@ def _ours(out: Path) -> list[Path]:
 def _check_existing(out: Path, identity: dict, overwrite: bool) -> dict | None:
     """The manifest of a complete, identical corpus to reuse; else clears the way (or refuses)."""
     manifest = _read_manifest(out)
-    same = manifest is not None and manifest.get("args") == identity
+    old = manifest.get("args", {}) if manifest is not None else {}
+    # an argument added since a corpus was made (absent from its manifest) counts as its default, None
+    same = manifest is not None and set(old) <= set(identity) and all(old.get(k) == v for k, v in identity.items())
     if same and manifest.get("complete") and all((out / f"{s}.txt").is_file() for s in SPLITS):
         return manifest
     present = _ours(out)
@@ -195,7 +197,6 @@ def _check_existing(out: Path, identity: dict, overwrite: bool) -> dict | None:
         if manifest is None:
             why = f"it holds {', '.join(p.name for p in present)} but no readable {MANIFEST}"
         else:
-            old = manifest.get("args", {})
             diff = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
             why = "it was made with other arguments: " + ", ".join(
                 f"{k}={old.get(k)!r} (now {identity.get(k)!r})" for k in diff)

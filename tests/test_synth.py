@@ -195,6 +195,13 @@ def test_an_identical_complete_corpus_is_reused_and_another_refused(tmp_path):
     assert again["reused"] and not first["reused"]
     assert (root / "images" / "000000000.jpg").stat().st_mtime_ns == stamp
 
+    manifest = json.loads((root / "manifest.json").read_text())
+    del manifest["args"]["zipf"]  # a corpus made before the zipf argument existed
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    assert generate_corpus(small_spec(), root)["reused"]
+    with pytest.raises(CorpusExistsError, match="zipf=None .now 1.0"):
+        generate_corpus(small_spec(zipf=1.0), root)
+
     with pytest.raises(CorpusExistsError, match="num_train=24 .now 30.*overwrite=true"):
         generate_corpus(small_spec(num_train=30), root)
     redone = generate_corpus(small_spec(num_train=30), root, overwrite=True)

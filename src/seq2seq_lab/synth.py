@@ -101,7 +101,8 @@ def spec_from_config(cfg: DictConfig) -> CorpusSpec:
     return CorpusSpec(
         num_train=cfg.num_train, num_val=cfg.num_val, num_test=cfg.num_test,
         charset=str(cfg.charset), charset_size=cfg.charset_size, min_length=int(lo), max_length=int(hi),
-        text_file=cfg.text_file, policy=cfg.policy, zipf=cfg.get("zipf"), fonts=[str(f) for f in cfg.fonts or []], seed=cfg.seed,
+        text_file=cfg.text_file, policy=cfg.policy, zipf=cfg.get("zipf"),
+        fonts=[str(f) for f in cfg.fonts or []], seed=cfg.seed,
         format=cfg.format, quality=cfg.quality, lmdb=cfg.lmdb,
         render=OmegaConf.to_container(cfg.render, resolve=True) if cfg.get("render") else {},
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from ocr_fakes import write_text_lines
 from seq2seq_lab.data.idx import write_idx
@@ -45,3 +46,12 @@ def offline(monkeypatch):
         raise urllib.error.URLError("network disabled in tests")
 
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: small models are as fast so, and immune to a busy shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

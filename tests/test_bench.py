@@ -9,12 +9,7 @@ from helpers import compose_config
 from seq2seq_lab.bench import bench
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_bench_measures_the_full_size_ocr_model_with_a_synthetic_charset(tmp_path):

@@ -20,13 +20,7 @@ from seq2seq_lab.train import train
 SLIM = dict(width_mult=0.25, rnn_hidden=32)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: small models are as fast so, and immune to a busy shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --- encoder and models --------------------------------------------------------------------------

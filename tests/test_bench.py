@@ -7,6 +7,7 @@ import torch
 
 from helpers import compose_config
 from seq2seq_lab.bench import bench
+from seq2seq_lab.errors import ConfigError
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -15,16 +16,20 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def test_bench_measures_the_full_size_ocr_model_with_a_synthetic_charset(tmp_path):
     overrides = ["experiment=ocr_crnn_attention", "bench.charset_size=30", "bench.batch_size=2",
                  "bench.train_batches=2", "bench.infer_batches=1", "bench.repeats=1", "bench.warmup_batches=1",
-                 "trainer.precision=bf16-mixed"]
+                 "trainer.precision=bf16-mixed", "bench.infer_precision=bf16-true", "bench.quantize=int8",
+                 "bench.calibration_batches=1"]
     result = bench(compose_config("bench", overrides, tmp_path))
     charset = (tmp_path / "charset.txt").read_text(encoding="utf-8").splitlines()
     assert len(charset) == 30 and charset[0] == "\u4e00" and len(set(charset)) == 30
     assert result["num_params"] == 9_118_919 + 513 * (30 + 4)  # the reference-size formula, V = chars + 4
     assert result["batch_size"] == 2 and result["precision"] == "bf16-mixed"
+    assert result["infer_precision"] == "bf16-true" and result["quantize"] == "int8"
     assert result["plain_train_samples_per_second"] > 0 and result["infer_samples_per_second"] > 0
 
     with pytest.raises(ValueError, match="charset_size must be in"):
         bench(compose_config("bench", [*overrides[:1], "bench.charset_size=30000"], tmp_path / "bad"))
+    with pytest.raises(ConfigError, match="bench.quantize=int8: int8 quantization covers the conv stack of CRNN"):
+        bench(compose_config("bench", ["experiment=mnist_attention", "bench.quantize=int8"], tmp_path / "mnist"))
 
 
 def test_bench_inference_decodes_every_step_even_when_the_model_says_eos_at_once(tmp_path):

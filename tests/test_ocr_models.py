@@ -13,6 +13,7 @@ from seq2seq_lab.models import CRNNCTC, CRNNAttention, CRNNEncoder, ctc_greedy
 from seq2seq_lab.models.attention import ATTENTIONS, PositionAttention
 from seq2seq_lab.models.crnn import MaxPool2x2
 from seq2seq_lab.models.search import beam, greedy
+from seq2seq_lab.eval import evaluate
 from seq2seq_lab.predict import predict
 from seq2seq_lab.systems.text_metrics import LineAccuracy, NormalizedEditSimilarity, edit_distance, text_metrics
 from seq2seq_lab.train import train
@@ -67,15 +68,17 @@ def test_channels_last_gives_the_same_outputs():
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_inference_max_pool_matches_max_pool2d(channels_last):
-    x = torch.randn(2, 5, 33, 71)
+@pytest.mark.parametrize(("stride_w", "pad_w", "width"), [(2, 0, 71), (2, 0, 70), (1, 1, 71), (1, 1, 2), (2, 1, 9)])
+def test_inference_max_pool_matches_max_pool2d(channels_last, stride_w, pad_w, width):
+    x = torch.randn(2, 5, 33, width)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
+    pool = MaxPool2x2(stride_w, pad_w)
     with torch.no_grad():
-        fast = MaxPool2x2()(x)
-    assert torch.equal(fast, torch.nn.functional.max_pool2d(x, 2))
+        fast = pool(x)
+    assert torch.equal(fast, torch.nn.functional.max_pool2d(x, 2, (2, stride_w), (0, pad_w)))
     assert fast.is_contiguous(memory_format=torch.channels_last) == channels_last
-    assert torch.equal(MaxPool2x2()(x.requires_grad_()), fast)  # the autograd path
+    assert torch.equal(pool(x.requires_grad_()), fast)  # the autograd path
 
 
 def test_reference_size_parameter_counts():
@@ -223,6 +226,13 @@ def test_attention_model_overfits_a_tiny_corpus_and_predict_reads_it(tiny_corpus
     bf16 = predict(compose_config("predict", [f"ckpt_path={ckpt}", f"inputs={tiny_corpus}/images",
                                               "precision=bf16-mixed", "batch_size=3"], tmp_path / "bf16"))
     assert [(p, t) for p, t, _ in bf16] == [(p, t) for p, t, _ in sorted(rows)]  # a directory is read sorted
+
+    int8 = predict(compose_config("predict", [f"ckpt_path={ckpt}", f"inputs={tiny_corpus}/test.txt", "quantize=int8",
+                                              "precision=bf16-true", "calibration_batches=1"], tmp_path / "int8"))
+    assert [(p, t) for p, t, _ in int8] == [(p, t) for p, t, _ in rows]
+    quantized = evaluate(compose_config("eval", [f"ckpt_path={ckpt}", "quantize=int8", "trainer.precision=bf16-true",
+                                                 "+data.num_workers=0"], tmp_path / "eval"))
+    assert quantized["test/line_acc"] == 1.0 and quantized["quantize"] == "int8", quantized
 
 
 def test_ctc_model_overfits_a_tiny_corpus(tiny_corpus, tmp_path):

@@ -7,6 +7,11 @@ synthetic batches (same optimiser factory, same ``compute_loss``), alternating
 ``Trainer`` from the run's trainer config with validation, logging,
 checkpointing and the progress bar off, so the ratio is the framework's own
 cost per training epoch.
+
+Inference is timed in a plain loop, with the system converted to
+``bench.infer_precision`` (default: ``trainer.precision``; see
+:mod:`seq2seq_lab.precision`) and, with ``bench.quantize=int8``, its CRNN conv
+stack quantized to int8.
 """
 
 from __future__ import annotations
@@ -16,18 +21,20 @@ import json
 import logging
 import statistics
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import hydra
 import lightning as L
 import torch
 from omegaconf import DictConfig
+from lightning.fabric.plugins.precision import Precision
 from torch.utils.data import DataLoader
 
 from seq2seq_lab.assemble import build_datamodule, build_system
 from seq2seq_lab.configs import config_dir
+from seq2seq_lab.errors import reported_errors
 from seq2seq_lab.models.seq2seq import Seq2Seq
+from seq2seq_lab.precision import check_quantize, precision_plugin, quantize_system
 
 log = logging.getLogger(__name__)
 
@@ -77,22 +84,15 @@ def synthetic_batches(datamodule, batch_size: int, count: int, seed: int) -> lis
     return batches
 
 
-def autocast_for(precision: str):
-    """The autocast context that Lightning's ``precision`` setting implies, for the plain loop."""
-    if str(precision).startswith("bf16"):
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return nullcontext()
-
-
-def plain_train(system: L.LightningModule, batches: DataLoader, precision: str) -> float:
-    """Seconds for one pass over ``batches`` in a hand-written loop."""
-    system.train()
+def plain_train(system: L.LightningModule, batches: DataLoader, precision: Precision) -> float:
+    """Seconds for one pass over ``batches`` in a hand-written loop, at ``precision`` as a Trainer runs it."""
+    precision.convert_module(system).train()
     optimizer = system.optimizer_factory(params=system.parameters())
     start = time.perf_counter()
     for batch in batches:
         optimizer.zero_grad(set_to_none=True)
-        with autocast_for(precision):
-            loss, _ = system.compute_loss(batch)
+        with precision.forward_context():
+            loss, _ = system.compute_loss(precision.convert_input(batch))
         loss.backward()
         optimizer.step()
     return time.perf_counter() - start
@@ -135,18 +135,20 @@ def infer(system: L.LightningModule, batch: dict):
 
 
 @torch.inference_mode()
-def plain_infer(system: L.LightningModule, batches: DataLoader, precision: str) -> float:
+def plain_infer(system: L.LightningModule, batches: DataLoader, precision: Precision) -> float:
+    """Seconds to infer ``batches`` with ``system``, already converted to ``precision`` (``convert_module``)."""
     system.eval()
     start = time.perf_counter()
     for batch in batches:
-        with autocast_for(precision):
-            infer(system, batch)
+        with precision.forward_context():
+            infer(system, precision.convert_input(batch))
     return time.perf_counter() - start
 
 
 def bench(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed)
     b = cfg.bench
+    check_quantize(b.get("quantize"), "bench.quantize")
     if b.get("charset_size"):
         cfg.data.charset = str(write_synthetic_charset(b.charset_size, Path(cfg.paths.output_dir)))
     datamodule = build_datamodule(cfg)
@@ -154,15 +156,21 @@ def bench(cfg: DictConfig) -> dict:
     batches = synthetic_batches(datamodule, b.batch_size, max(b.train_batches, b.infer_batches), cfg.seed)
     train_batches, infer_batches = as_loader(batches[: b.train_batches]), as_loader(batches[: b.infer_batches])
     precision = str(cfg.trainer.get("precision", "32-true"))
+    train_precision = precision_plugin(precision, "trainer.precision")
+    infer_precision = precision_plugin(b.get("infer_precision") or precision, "bench.infer_precision")
+    inference_system = copy.deepcopy(template)
+    calibration = (batch["inputs"] for batch in batches[: b.get("calibration_batches", 4)])
+    quantize_system(inference_system, b.get("quantize"), calibration, "bench.quantize")
+    infer_precision.convert_module(inference_system)
     warmup = as_loader(batches[: b.warmup_batches])
-    plain_infer(copy.deepcopy(template), warmup, precision)
-    plain_train(copy.deepcopy(template), warmup, precision)
+    plain_infer(inference_system, warmup, infer_precision)
+    plain_train(copy.deepcopy(template), warmup, train_precision)
 
     plain_s, lightning_s, infer_s = [], [], []
     for _ in range(b.repeats):
-        plain_s.append(plain_train(copy.deepcopy(template), train_batches, precision))
+        plain_s.append(plain_train(copy.deepcopy(template), train_batches, train_precision))
         lightning_s.append(lightning_train(copy.deepcopy(template), train_batches, cfg.trainer))
-        infer_s.append(plain_infer(template, infer_batches, precision))
+        infer_s.append(plain_infer(inference_system, infer_batches, infer_precision))
     samples = b.batch_size * b.train_batches
     result = {
         "model": cfg.model._target_,
@@ -170,6 +178,8 @@ def bench(cfg: DictConfig) -> dict:
         "batch_size": b.batch_size,
         "train_batches": b.train_batches,
         "precision": precision,
+        "infer_precision": str(b.get("infer_precision") or precision),
+        "quantize": b.get("quantize"),
         "threads": torch.get_num_threads(),
         "plain_epoch_seconds": round(statistics.median(plain_s), 3),
         "lightning_epoch_seconds": round(statistics.median(lightning_s), 3),
@@ -183,7 +193,8 @@ def bench(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="bench")
 def main(cfg: DictConfig) -> None:
-    result = bench(cfg)
+    with reported_errors(log):
+        result = bench(cfg)
     width = max(map(len, result))
     print("\n".join(f"{k:<{width}}  {v}" for k, v in result.items()))
     out = Path(cfg.paths.output_dir) / "bench.json"

@@ -3,6 +3,10 @@
 The run's data, model and system come from the config stored in the
 checkpoint; ``data.*`` and ``system.*`` overrides given here apply on top
 (e.g. ``data.batch_size=1000`` or ``system.beam_width=5``).
+
+``trainer.precision=bf16-true`` evaluates with bf16 weights; ``quantize=int8``
+quantizes a CRNN's conv stack to int8 first, calibrated on the first
+``calibration_batches`` validation batches (see :mod:`seq2seq_lab.precision`).
 """
 
 from __future__ import annotations
@@ -16,16 +20,23 @@ from omegaconf import DictConfig
 
 from seq2seq_lab.assemble import load_trained
 from seq2seq_lab.configs import config_dir
-from seq2seq_lab.errors import reported_errors
+from seq2seq_lab.errors import ConfigError, reported_errors
+from seq2seq_lab.precision import calibration_images, check_quantize, quantize_system
 
 log = logging.getLogger(__name__)
 
 
-def evaluate(cfg: DictConfig) -> dict[str, float]:
+def evaluate(cfg: DictConfig) -> dict[str, float | str | None]:
+    quantize = check_quantize(cfg.get("quantize"))
+    if quantize and cfg.trainer.get("accelerator") != "cpu":
+        raise ConfigError(f"quantize={quantize} runs on CPU only; trainer.accelerator is "
+                          f"{cfg.trainer.get('accelerator')!r} (use trainer=cpu)")
     datamodule, system = load_trained(cfg.ckpt_path, {"data": cfg.get("data") or {}, "system": cfg.get("system") or {}})
+    quantize_system(system, quantize, calibration_images(datamodule, cfg.get("calibration_batches", 8)))
     trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[])
     results = trainer.test(system, datamodule=datamodule)[0]
-    metrics = {"ckpt_path": str(Path(cfg.ckpt_path).resolve()), **{k: float(v) for k, v in results.items()}}
+    metrics = {"ckpt_path": str(Path(cfg.ckpt_path).resolve()), "precision": str(cfg.trainer.get("precision")),
+               "quantize": quantize, **{k: float(v) for k, v in results.items()}}
     out = Path(cfg.paths.output_dir) / "metrics.json"
     out.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     log.info("wrote %s", out)

@@ -5,7 +5,8 @@
 path) or a list file (one image per line, ``path [label]``, paths relative to the
 list file's directory, as the OCR data module reads them). The model, tokenizer
 and image size come from the config stored in the checkpoint; ``system.*``
-overrides apply on top (e.g. ``system.beam_width=5``). Images are preprocessed
+overrides apply on top (e.g. ``system.beam_width=5``). ``precision`` and
+``quantize`` are as for ``eval`` (:mod:`seq2seq_lab.precision`). Images are preprocessed
 as in training (:class:`~seq2seq_lab.data.ocr_transforms.LineImageTransform`) and
 decoded in batches of ``batch_size``.
 
@@ -18,7 +19,6 @@ decoded tokens with EOS for the attention models, every column's best label for 
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
 from pathlib import Path
 
 import hydra
@@ -29,6 +29,7 @@ from seq2seq_lab.assemble import load_trained
 from seq2seq_lab.configs import config_dir
 from seq2seq_lab.data.ocr_transforms import LineImageTransform
 from seq2seq_lab.errors import LabError, reported_errors
+from seq2seq_lab.precision import calibration_images, check_quantize, precision_plugin, quantize_system
 
 log = logging.getLogger(__name__)
 
@@ -68,21 +69,22 @@ def _load(path: Path, transform: LineImageTransform) -> torch.Tensor:
 
 def predict(cfg: DictConfig) -> list[tuple[str, str, float]]:
     """Transcribe ``cfg.inputs``; returns ``(path, text, confidence)`` rows and writes ``predictions.tsv``."""
-    datamodule, system = load_trained(cfg.ckpt_path, {"system": cfg.get("system") or {}})
+    precision = precision_plugin(cfg.precision)
+    quantize = check_quantize(cfg.get("quantize"))
+    datamodule, system = load_trained(cfg.ckpt_path, {"data": cfg.get("data") or {}, "system": cfg.get("system") or {}})
     if not hasattr(system, "transcribe") or not hasattr(datamodule, "channels"):
         raise PredictError(f"{cfg.ckpt_path}: a {type(system).__name__} on {type(datamodule).__name__} "
                            "does not read text-line images")
-    system.eval()
+    quantize_system(system, quantize, calibration_images(datamodule, cfg.get("calibration_batches", 8)))
+    precision.convert_module(system).eval()
     transform = LineImageTransform(datamodule.height, datamodule.width, datamodule.channels)
     paths = collect_inputs(str(cfg.inputs))
-    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if str(cfg.precision).startswith("bf16")
-                else nullcontext())
 
     rows = []
     for start in range(0, len(paths), cfg.batch_size):
         chunk = paths[start : start + cfg.batch_size]
-        images = torch.stack([_load(p, transform) for p in chunk])  # (B, C, H, W)
-        with torch.inference_mode(), autocast:
+        images = precision.convert_input(torch.stack([_load(p, transform) for p in chunk]))  # (B, C, H, W)
+        with torch.inference_mode(), precision.forward_context():
             texts, confidence = system.transcribe(images)
         for path, text, conf in zip(chunk, texts, confidence.float().tolist()):
             rows.append((str(path), text, conf))

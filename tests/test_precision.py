@@ -82,7 +82,8 @@ def _randomise_batch_norms(module: nn.Module) -> None:
 
 @pytest.mark.parametrize("batch_norm", ["reference", "all"])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_int8_conv_stack_folds_batch_norm_and_follows_the_float_stack(batch_norm, channels_last):
+@pytest.mark.parametrize("reduce_range", [None, True])  # None: 8-bit activations where the CPU has VNNI
+def test_int8_conv_stack_folds_batch_norm_and_follows_the_float_stack(batch_norm, channels_last, reduce_range):
     from torch.ao.nn.intrinsic.quantized import ConvReLU2d
 
     torch.manual_seed(0)
@@ -92,7 +93,7 @@ def test_int8_conv_stack_folds_batch_norm_and_follows_the_float_stack(batch_norm
     images = torch.rand(4, 3, 32, 96) * 2 - 1
     with torch.no_grad():
         want = encoder.features(images)  # (B, T', C')
-    quantize_conv_stack(encoder, [torch.rand(8, 3, 32, 96) * 2 - 1 for _ in range(2)])
+    quantize_conv_stack(encoder, [torch.rand(8, 3, 32, 96) * 2 - 1 for _ in range(2)], reduce_range)
 
     assert isinstance(encoder.cnn, QuantizedConvStack)
     layers = list(encoder.cnn.modules())

@@ -55,11 +55,23 @@ def _float_copy(cnn: nn.Sequential) -> tuple[nn.Sequential, list[list[str]]]:
     return stack, runs
 
 
+def has_vnni() -> bool:
+    """Whether this CPU has int8 dot products (AVX512-VNNI / AVX-VNNI)."""
+    probe = getattr(torch.cpu, "_is_vnni_supported", None)
+    return bool(probe and probe())
+
+
 @torch.no_grad()
-def quantize_conv_stack(encoder: CRNNEncoder, calibration: Iterable[torch.Tensor]) -> None:
+def quantize_conv_stack(encoder: CRNNEncoder, calibration: Iterable[torch.Tensor],
+                        reduce_range: bool | None = None) -> None:
     """Replace ``encoder.cnn`` by its int8 version, calibrated on ``calibration`` image batches
     ``(B, C, H, W)`` (a few hundred images that look like the data). In place; the encoder
-    should be in eval mode and stays on CPU."""
+    should be in eval mode and stays on CPU.
+
+    ``reduce_range`` quantizes activations to 7 bits, which CPUs without VNNI need to
+    avoid overflow in their int8 dot products; None: only on such CPUs (8 bits, and
+    better accuracy, where VNNI is present).
+    """
     try:
         from torch.ao import quantization as tq
     except ImportError as err:  # pragma: no cover - depends on the installed PyTorch
@@ -76,7 +88,9 @@ def quantize_conv_stack(encoder: CRNNEncoder, calibration: Iterable[torch.Tensor
         warnings.filterwarnings("ignore", "Please use quant_min and quant_max", UserWarning)
         warnings.filterwarnings("ignore", ".*quantized tensor creation functions", UserWarning)
         stack = tq.fuse_modules(stack, runs)
-        stack.qconfig = tq.get_default_qconfig("x86")
+        reduce = (not has_vnni()) if reduce_range is None else reduce_range
+        stack.qconfig = tq.QConfig(activation=tq.HistogramObserver.with_args(reduce_range=reduce),
+                                   weight=tq.default_per_channel_weight_observer)
         tq.prepare(stack, inplace=True)
         seen = 0
         for images in calibration:

@@ -4,8 +4,8 @@
 ``inputs`` is an image file, a directory (its image files, recursively, sorted by
 path) or a list file (one image per line, ``path [label]``, paths relative to the
 list file's directory, as the OCR data module reads them). The model, tokenizer
-and image size come from the config stored in the checkpoint; ``system.*``
-overrides apply on top (e.g. ``system.beam_width=5``). ``precision`` and
+and image size come from the config stored in the checkpoint; ``data.*`` and
+``system.*`` overrides apply on top (e.g. ``system.beam_width=5``). ``precision`` and
 ``quantize`` are as for ``eval`` (:mod:`seq2seq_lab.precision`). Images are preprocessed
 as in training (:class:`~seq2seq_lab.data.ocr_transforms.LineImageTransform`) and
 decoded in batches of ``batch_size``.

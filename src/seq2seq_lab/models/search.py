@@ -24,7 +24,7 @@ def greedy(
         including the first EOS) and attention ``(B, L', T)``; ``L' <= max_length``.
     """
     logits, weights = decoder(memory, mask, summary, max_length=max_length, eos_id=eos_id)
-    log_probs, tokens = logits.log_softmax(-1).max(-1)  # (B, L')
+    log_probs, tokens = logits.float().log_softmax(-1).max(-1)  # (B, L'); float: bf16 models too
     return tokens, (log_probs * until_eos(tokens, eos_id)).sum(1), weights
 
 

@@ -10,6 +10,7 @@ from lightning.fabric.plugins.precision import HalfPrecision, MixedPrecision, Pr
 from torch import nn
 
 from helpers import compose_config
+from ocr_fakes import write_text_lines
 from seq2seq_lab.assemble import build_datamodule, build_system
 from seq2seq_lab.errors import ConfigError
 from seq2seq_lab.models.crnn import CRNNEncoder
@@ -117,3 +118,14 @@ def test_quantize_system_checks_the_scheme_and_the_model(toy):
         quantize_system(system, "int8", [])
     with pytest.raises(ConfigError, match="calibration_batches=0: must be >= 1"):
         next(calibration_images(toy[0], 0))
+
+
+def test_int8_calibration_without_validation_data_names_the_keys(tmp_path):
+    root = write_text_lines(tmp_path, "abc", 2, {"train": 4}, size=(64, 32))
+    cfg = compose_config("train", ["experiment=ocr_crnn_ctc", f"data.train={root}/train.txt", "data.val=null",
+                                   "data.test=null", f"data.charset={root}/charset.txt", "data.width=64",
+                                   "data.max_length=2", "data.num_workers=0", "model.width_mult=0.25"], tmp_path / "run")
+    datamodule = build_datamodule(cfg)
+    system = build_system(cfg, datamodule)
+    with pytest.raises(ConfigError, match=r"validation split, and it has no data: set data.val"):
+        quantize_system(system, "int8", calibration_images(datamodule, 2))

@@ -79,5 +79,10 @@ def calibration_images(datamodule: L.LightningDataModule, batches: int,
     data that looks like the test data without being it. Lazy: the data is read on iteration."""
     if int(batches) < 1:
         raise ConfigError(f"{key}={batches}: must be >= 1")
+    seen = 0
     for batch in itertools.islice(datamodule.val_dataloader(), int(batches)):
+        seen += 1
         yield batch["inputs"]
+    if not seen:
+        raise ConfigError("int8 calibration reads the validation split, and it has no data: "
+                          "set data.val (or data.val_fraction)")

@@ -23,11 +23,13 @@ from seq2seq_lab.data.lmdb_io import LMDBSource, is_lmdb_dir
 from seq2seq_lab.data.ocr_sources import (
     BadSampleError,
     ListFileSource,
+    MissingSourceError,
     Sample,
     index_samples,
 )
 from seq2seq_lab.data.ocr_transforms import LineImageTransform
 from seq2seq_lab.data.tokenizer import Tokenizer
+from seq2seq_lab.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +52,12 @@ def open_sources(spec: SplitSpec) -> list[ListFileSource | LMDBSource]:
         p = os.fspath(p)
         if os.path.isdir(p):
             if not is_lmdb_dir(p):
-                raise FileNotFoundError(f"{p}: directory is not an LMDB database (no data.mdb)")
+                raise MissingSourceError(f"{p}: directory is not an LMDB database (no data.mdb)")
             sources.append(LMDBSource(p))
         elif os.path.isfile(p):
             sources.append(ListFileSource(p))
         else:
-            raise FileNotFoundError(f"{p}: no such list file or LMDB directory")
+            raise MissingSourceError(f"{p}: no such list file or LMDB directory")
     return sources
 
 
@@ -286,7 +288,7 @@ class OCRDataModule(L.LightningDataModule):
         if split not in self.datasets:
             self.setup(stage)
         if split not in self.datasets:
-            raise ValueError(f"no {split} data configured (data.{split} is null)")
+            raise ConfigError(f"no {split} data configured (data.{split} is null)")
         return make_loader(
             self.datasets[split], batch_size, shuffle, self.num_workers, seed=self.seed,
             collate_fn=collate_ocr, pin_memory=self.pin_memory,

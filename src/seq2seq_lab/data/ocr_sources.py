@@ -28,7 +28,7 @@ from typing import NamedTuple
 from seq2seq_lab.data.charset import read_utf8
 from seq2seq_lab.errors import LabError
 
-__all__ = ["PROBLEMS", "BadSampleError", "FileImage", "ListFileSource", "Sample", "index_samples"]
+__all__ = ["PROBLEMS", "BadSampleError", "MissingSourceError", "FileImage", "ListFileSource", "Sample", "index_samples"]
 
 # every per-sample problem, in the order they are checked
 PROBLEMS = ("empty_label", "unknown_char", "too_long", "duplicate", "missing_image", "bad_image")
@@ -36,6 +36,10 @@ PROBLEMS = ("empty_label", "unknown_char", "too_long", "duplicate", "missing_ima
 
 class BadSampleError(LabError, ValueError):
     """A sample (or a whole source) is unusable; the message names the file and line or key."""
+
+
+class MissingSourceError(LabError, FileNotFoundError):
+    """A list file or LMDB directory that a split names does not exist."""
 
 
 class Sample(NamedTuple):

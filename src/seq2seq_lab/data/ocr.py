@@ -44,7 +44,7 @@ def open_sources(spec: SplitSpec) -> list[ListFileSource | LMDBSource]:
     """One source per path in ``spec`` (a path or a list of paths): LMDB dirs or list files.
 
     Raises:
-        FileNotFoundError: a path is missing, or is a directory without ``data.mdb``.
+        MissingSourceError: a path is missing, or is a directory without ``data.mdb``.
     """
     paths = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec or [])
     sources: list[ListFileSource | LMDBSource] = []

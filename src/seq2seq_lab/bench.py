@@ -26,8 +26,8 @@ from pathlib import Path
 import hydra
 import lightning as L
 import torch
-from omegaconf import DictConfig
 from lightning.fabric.plugins.precision import Precision
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
 from seq2seq_lab.assemble import build_datamodule, build_system

@@ -29,7 +29,12 @@ from seq2seq_lab.assemble import load_trained
 from seq2seq_lab.configs import config_dir
 from seq2seq_lab.data.ocr_transforms import LineImageTransform
 from seq2seq_lab.errors import LabError, reported_errors
-from seq2seq_lab.precision import calibration_images, check_quantize, precision_plugin, quantize_system
+from seq2seq_lab.precision import (
+    calibration_images,
+    check_quantize,
+    precision_plugin,
+    quantize_system,
+)
 
 log = logging.getLogger(__name__)
 

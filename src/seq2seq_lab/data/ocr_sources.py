@@ -28,7 +28,7 @@ from typing import NamedTuple
 from seq2seq_lab.data.charset import read_utf8
 from seq2seq_lab.errors import LabError
 
-__all__ = ["PROBLEMS", "BadSampleError", "MissingSourceError", "FileImage", "ListFileSource", "Sample", "index_samples"]
+__all__ = ["PROBLEMS", "BadSampleError", "FileImage", "ListFileSource", "MissingSourceError", "Sample", "index_samples"]
 
 # every per-sample problem, in the order they are checked
 PROBLEMS = ("empty_label", "unknown_char", "too_long", "duplicate", "missing_image", "bad_image")

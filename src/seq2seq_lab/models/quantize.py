@@ -18,7 +18,7 @@ from torch import nn
 
 from seq2seq_lab.models.crnn import CRNNEncoder
 
-__all__ = ["QuantizedConvStack", "quantize_conv_stack"]
+__all__ = ["QuantizedConvStack", "has_vnni", "quantize_conv_stack"]
 
 
 class QuantizedConvStack(nn.Module):
@@ -33,7 +33,7 @@ class QuantizedConvStack(nn.Module):
         return self.stack(images.float()).to(images.dtype)
 
 
-def _float_copy(cnn: nn.Sequential) -> tuple[nn.Sequential, list[list[str]]]:
+def _between_stubs(cnn: nn.Sequential) -> tuple[nn.Sequential, list[list[str]]]:
     """``cnn`` between quant/dequant stubs, with plain pooling layers (the int8 kernels pool
     quantized tensors), and the names of each ``conv [bn] relu`` run to fuse."""
     from torch.ao.quantization import DeQuantStub, QuantStub
@@ -81,7 +81,7 @@ def quantize_conv_stack(encoder: CRNNEncoder, calibration: Iterable[torch.Tensor
         raise RuntimeError(f"int8 quantization needs the x86 quantized engine; this PyTorch has "
                            f"{torch.backends.quantized.supported_engines}")
     torch.backends.quantized.engine = "x86"
-    stack, runs = _float_copy(encoder.cnn)
+    stack, runs = _between_stubs(encoder.cnn)
     stack.eval()
     with warnings.catch_warnings():  # eager-mode quantization announces its own deprecation
         warnings.simplefilter("ignore", DeprecationWarning)

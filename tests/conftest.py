@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ocr_fakes import write_text_lines
-from seq2seq_lab.data.idx import write_idx
+from seq2seq_lab.data.mnist.idx import write_idx
 
 
 def write_fake_mnist(root: Path, n_train: int = 5600, n_test: int = 200, seed: int = 0) -> Path:

@@ -9,7 +9,7 @@ import torch
 from omegaconf import open_dict
 
 from helpers import EXPERIMENTS, compose_config
-from seq2seq_lab.data.fonts import NoFontError
+from seq2seq_lab.data.synth.fonts import NoFontError
 from seq2seq_lab.eval import evaluate
 from seq2seq_lab.train import train
 

@@ -7,7 +7,7 @@ import gzip
 import numpy as np
 import pytest
 
-from seq2seq_lab.data.idx import IDXError, read_idx, write_idx
+from seq2seq_lab.data.mnist.idx import IDXError, read_idx, write_idx
 
 
 @pytest.mark.parametrize("suffix", ["", ".gz"])

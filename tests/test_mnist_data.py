@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from seq2seq_lab.data import mnist
+from seq2seq_lab.data.mnist import module as mnist
 from seq2seq_lab.data.batching import TensorBatchDataset, collate_batch, make_loader
-from seq2seq_lab.data.idx import write_idx
+from seq2seq_lab.data.mnist.idx import write_idx
 from seq2seq_lab.data.mnist import (
     MNISTChecksumError,
     MNISTDataError,

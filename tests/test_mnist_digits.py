@@ -14,8 +14,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from seq2seq_lab.data.idx import write_idx
-from seq2seq_lab.data.mnist_digits import MNISTDigitsDataModule
+from seq2seq_lab.data.mnist.idx import write_idx
+from seq2seq_lab.data.mnist.digits import MNISTDigitsDataModule
 
 N_TRAIN, N_TEST, TEST_BASE = 200, 50, 201
 LABELS = {"train": (np.arange(N_TRAIN) * 7) % 10, "test": (np.arange(N_TEST) * 3) % 10}

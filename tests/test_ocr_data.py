@@ -14,10 +14,10 @@ import torch
 from PIL import Image, ImageDraw
 
 from seq2seq_lab.data.charset import CharsetError, read_charset
-from seq2seq_lab.data.lmdb_io import LMDBFormatError, LMDBSource, close_env, write_lmdb
+from seq2seq_lab.data.ocr.lmdb_io import LMDBFormatError, LMDBSource, close_env, write_lmdb
 from seq2seq_lab.data.ocr import OCRDataModule, collate_ocr
-from seq2seq_lab.data.ocr_sources import BadSampleError, ListFileSource, index_samples
-from seq2seq_lab.data.ocr_transforms import LineImageTransform
+from seq2seq_lab.data.ocr.sources import BadSampleError, ListFileSource, index_samples
+from seq2seq_lab.data.ocr.transforms import LineImageTransform
 
 CHARS = list("abcdefghij0123456789你好") + [" "]
 N = 40

@@ -91,7 +91,7 @@ def test_cli_reports_bad_config_without_traceback(override, message, fake_data_d
 # -- resume after a kill --------------------------------------------------------------------------
 
 RESUME_ARGS = [
-    "experiment=mnist_simple", "trainer.max_epochs=4", "trainer.deterministic=true", "data.batch_size=8",
+    "experiment=mnist_simple", "trainer.max_epochs=8", "trainer.deterministic=true", "data.batch_size=8",
     "data.train_subset=400", "data.val_size=200", "data.eval_batch_size=200", "model.hidden_dim=16",
     "trainer.log_every_n_steps=1", *QUIET,
 ]
@@ -120,7 +120,7 @@ def test_killed_run_resumes_to_the_same_metrics(sig, fake_data_dir, tmp_path):
     deadline = time.time() + 240
     while _last_epoch(run) < 1 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    time.sleep(0.3)  # into the next epoch
+    time.sleep(0.05)  # into the next epoch (an epoch takes about 0.15 s)
     assert proc.poll() is None, "run finished before it could be killed"
     proc.send_signal(sig)
     proc.wait(timeout=60)
@@ -189,15 +189,15 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mon
 def test_error_from_a_dataloader_worker_is_reported_as_its_last_line(caplog):
     import logging
 
-    from seq2seq_lab.data.ocr_sources import BadSampleError
+    from seq2seq_lab.data.ocr.sources import BadSampleError
     from seq2seq_lab.errors import reported_errors
 
     worker_text = (
         "Caught BadSampleError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
-        '  File "x.py", line 1, in f\nseq2seq_lab.data.ocr_sources.BadSampleError: train.txt:3: cannot read image'
+        '  File "x.py", line 1, in f\nseq2seq_lab.data.ocr.sources.BadSampleError: train.txt:3: cannot read image'
     )
     with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as exit_info:
         with reported_errors(logging.getLogger("test")):
             raise BadSampleError(worker_text)
     assert exit_info.value.code == 1
-    assert caplog.messages[-1] == "seq2seq_lab.data.ocr_sources.BadSampleError: train.txt:3: cannot read image"
+    assert caplog.messages[-1] == "seq2seq_lab.data.ocr.sources.BadSampleError: train.txt:3: cannot read image"

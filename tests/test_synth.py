@@ -14,10 +14,11 @@ import pytest
 from PIL import Image
 
 from seq2seq_lab.data.charset import read_charset
-from seq2seq_lab.data.fonts import NoFontError, find_fonts, missing_chars
-from seq2seq_lab.data.synth_render import RenderConfig, render_line
-from seq2seq_lab.data.synth_text import CJK_COMMON_FILE, TextSampler, load_charset
-from seq2seq_lab.synth import CorpusExistsError, CorpusSpec, generate_corpus, main
+from seq2seq_lab.data.synth.fonts import NoFontError, find_fonts, missing_chars
+from seq2seq_lab.data.synth.render import RenderConfig, render_line
+from seq2seq_lab.data.synth.text import CJK_COMMON_FILE, TextSampler, load_charset
+from seq2seq_lab.data.synth.corpus import CorpusExistsError, CorpusSpec, generate_corpus
+from seq2seq_lab.synth import main
 
 DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 PLAIN = dict(blur=0.0, noise=0.0, rotate=0.0, perspective=0.0)  # no effect that blurs the background
@@ -227,7 +228,7 @@ def test_cjk_corpus(tmp_path, cjk_fonts):
 
 
 def test_lmdb_output(tmp_path):
-    lmdb_io = pytest.importorskip("seq2seq_lab.data.lmdb_io")
+    lmdb_io = pytest.importorskip("seq2seq_lab.data.ocr.lmdb_io")
     generate_corpus(small_spec(lmdb=True), tmp_path / "c")
     got = [s.label for s in lmdb_io.LMDBSource(tmp_path / "c" / "lmdb" / "val")]
     assert got == [label for _, label in _read_corpus(tmp_path / "c")["val"]]

@@ -89,6 +89,20 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
     return {k: v for k, v in out.items() if k.split(".")[0] in {"data", "model", "system", "trainer", "seed"}}
 
 
+# ``_target_`` paths of classes that moved since checkpoints were written with them
+MOVED_TARGETS = {
+    "seq2seq_lab.data.mnist_digits.MNISTDigitsDataModule": "seq2seq_lab.data.mnist.digits.MNISTDigitsDataModule",
+}
+
+
+def upgrade_run_config(run_cfg: dict) -> dict:
+    """A stored run config with moved ``_target_`` paths replaced by their new ones (in place)."""
+    data = run_cfg.get("data")
+    if isinstance(data, dict) and data.get("_target_") in MOVED_TARGETS:
+        data["_target_"] = MOVED_TARGETS[data["_target_"]]
+    return run_cfg
+
+
 def load_trained(ckpt_path: str, overrides: dict | None = None) -> tuple[L.LightningDataModule, L.LightningModule]:
     """The data module and system a checkpoint was trained with, weights loaded.
 
@@ -96,7 +110,7 @@ def load_trained(ckpt_path: str, overrides: dict | None = None) -> tuple[L.Light
     (e.g. ``{"data": {...}, "system": {...}}``) merged on top.
     """
     checkpoint = load_checkpoint(ckpt_path)
-    run_cfg = OmegaConf.merge(OmegaConf.create(checkpoint["run_config"]), overrides or {})
+    run_cfg = OmegaConf.merge(OmegaConf.create(upgrade_run_config(checkpoint["run_config"])), overrides or {})
     datamodule = build_datamodule(run_cfg)
     system = build_system(run_cfg, datamodule)
     system.load_state_dict(checkpoint["state_dict"])

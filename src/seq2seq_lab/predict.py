@@ -7,7 +7,7 @@ list file's directory, as the OCR data module reads them). The model, tokenizer
 and image size come from the config stored in the checkpoint; ``data.*`` and
 ``system.*`` overrides apply on top (e.g. ``system.beam_width=5``). ``precision`` and
 ``quantize`` are as for ``eval`` (:mod:`seq2seq_lab.precision`). Images are preprocessed
-as in training (:class:`~seq2seq_lab.data.ocr_transforms.LineImageTransform`) and
+as in training (:class:`~seq2seq_lab.data.ocr.transforms.LineImageTransform`) and
 decoded in batches of ``batch_size``.
 
 Prints ``path<TAB>text<TAB>confidence`` per image, in input order, and writes the
@@ -27,7 +27,7 @@ from omegaconf import DictConfig
 
 from seq2seq_lab.assemble import load_trained
 from seq2seq_lab.configs import config_dir
-from seq2seq_lab.data.ocr_transforms import LineImageTransform
+from seq2seq_lab.data.ocr.transforms import LineImageTransform
 from seq2seq_lab.errors import LabError, reported_errors
 from seq2seq_lab.precision import (
     calibration_images,

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from seq2seq_lab.data.batching import TensorBatchDataset, make_loader
-from seq2seq_lab.data.idx import parse_idx, parse_idx_header, read_idx_bytes
+from seq2seq_lab.data.mnist.idx import parse_idx, parse_idx_header, read_idx_bytes
 from seq2seq_lab.data.paths import DATA_DIR_ENV, resolve_data_dir
 from seq2seq_lab.errors import LabError
 

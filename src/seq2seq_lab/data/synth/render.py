@@ -137,7 +137,7 @@ def render_line(text: str, fonts: list[str], rng: np.random.Generator,
 
     Args:
         text: the label; every character must be drawable by every font in ``fonts``.
-        fonts: font file paths to choose from (see :func:`seq2seq_lab.data.fonts.find_fonts`).
+        fonts: font file paths to choose from (see :func:`seq2seq_lab.data.synth.fonts.find_fonts`).
         rng: the source of every random choice.
         cfg: the look; defaults to :class:`RenderConfig`'s.
     """

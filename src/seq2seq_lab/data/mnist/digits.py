@@ -21,7 +21,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from seq2seq_lab.data.batching import TensorBatchDataset, make_loader
-from seq2seq_lab.data.mnist import load_mnist
+from seq2seq_lab.data.mnist.module import load_mnist
 from seq2seq_lab.data.paths import resolve_data_dir
 from seq2seq_lab.data.tokenizer import Tokenizer
 

@@ -19,15 +19,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from seq2seq_lab.data.batching import make_loader
 from seq2seq_lab.data.charset import read_charset
-from seq2seq_lab.data.lmdb_io import LMDBSource, is_lmdb_dir
-from seq2seq_lab.data.ocr_sources import (
+from seq2seq_lab.data.ocr.lmdb_io import LMDBSource, is_lmdb_dir
+from seq2seq_lab.data.ocr.sources import (
     BadSampleError,
     ListFileSource,
     MissingSourceError,
     Sample,
     index_samples,
 )
-from seq2seq_lab.data.ocr_transforms import LineImageTransform
+from seq2seq_lab.data.ocr.transforms import LineImageTransform
 from seq2seq_lab.data.tokenizer import Tokenizer
 from seq2seq_lab.errors import ConfigError
 

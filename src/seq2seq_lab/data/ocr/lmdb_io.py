@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 
 import lmdb
 
-from seq2seq_lab.data.ocr_sources import Sample
+from seq2seq_lab.data.ocr.sources import Sample
 from seq2seq_lab.errors import LabError
 
 __all__ = ["LMDBFormatError", "LMDBImage", "LMDBReader", "LMDBSource", "close_env", "is_lmdb_dir", "open_env",

@@ -1,0 +1,1 @@
+"""Synthetic text lines: text sources, fonts and their coverage, rendering, corpus generation."""

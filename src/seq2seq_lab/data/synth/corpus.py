@@ -1,0 +1,255 @@
+"""Generating (or reusing) a synthetic text-line corpus on disk (the CLI is ``python -m seq2seq_lab.synth``).
+
+Output, under ``out_dir``::
+
+    images/000000123.jpg          one image per sample, named by its global index
+    train.txt val.txt test.txt    "images/000000123.jpg <label>", sorted by index
+    charset.txt                   the charset, one character per line
+    manifest.json                 the arguments, the counts and whether the corpus is complete
+    lmdb/{train,val,test}/        with lmdb=true: the same samples in the scene-text LMDB layout
+
+Sample ``i`` (train first, then val, then test) is drawn with
+``numpy.random.default_rng([seed, i])`` alone, so any number of workers writes
+the same corpus. Run again with the same arguments, a complete corpus is
+reused as it is; with other arguments it is refused unless ``overwrite=true``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from seq2seq_lab.data.synth.fonts import find_fonts
+from seq2seq_lab.data.synth.render import RenderConfig, render_line
+from seq2seq_lab.data.synth.text import TextSampler, load_charset, read_text_lines
+from seq2seq_lab.errors import LabError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CorpusExistsError", "CorpusSpec", "generate_corpus", "image_name"]
+
+SPLITS = ("train", "val", "test")
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+FORMATS = {"jpg": "JPEG", "png": "PNG"}
+_CHUNK = 250  # indices per task sent to a worker
+
+
+class CorpusExistsError(LabError, FileExistsError):
+    """``out_dir`` holds a different (or unknown) corpus and ``overwrite`` is false."""
+
+
+@dataclass
+class CorpusSpec:
+    """Everything that decides a corpus's contents (not where it goes, nor how many workers)."""
+
+    num_train: int = 1000
+    num_val: int = 100
+    num_test: int = 100
+    charset: str = "cjk_common"
+    charset_size: int | None = None
+    min_length: int = 10
+    max_length: int = 10
+    text_file: str | None = None
+    policy: str = "drop"
+    zipf: float | None = None
+    fonts: list[str] = field(default_factory=list)
+    seed: int = 0
+    format: str = "jpg"
+    quality: int = 95
+    lmdb: bool = False
+    render: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ValueError(f"format must be one of {sorted(FORMATS)}, got {self.format!r}")
+        if min(self.num_train, self.num_val, self.num_test) < 0:
+            raise ValueError("num_train, num_val and num_test must be >= 0")
+        self.render = RenderConfig(**self.render).to_dict()  # validated, with every default filled
+
+    def counts(self) -> dict[str, int]:
+        return {"train": self.num_train, "val": self.num_val, "test": self.num_test}
+
+
+def image_name(index: int, fmt: str) -> str:
+    """An image's path relative to the corpus directory."""
+    return f"images/{index:09d}.{fmt}"
+
+
+def _sha1(data: bytes) -> str:
+    return hashlib.sha1(data, usedforsecurity=False).hexdigest()
+
+
+# --- workers: state set once per process, then chunks of indices ---------------------------------
+_state: dict = {}
+
+
+def _init_worker(sampler: TextSampler, fonts: list[str], render: RenderConfig, seed: int,
+                 root: str, fmt: str, quality: int) -> None:
+    _state.update(sampler=sampler, fonts=fonts, render=render, seed=seed, root=root, fmt=fmt, quality=quality)
+
+
+def _make_samples(indices: range) -> list[tuple[int, str]]:
+    s = _state
+    save = {"quality": s["quality"]} if s["fmt"] == "jpg" else {"compress_level": 1}
+    out = []
+    for i in indices:
+        rng = np.random.default_rng([s["seed"], i])
+        label = s["sampler"].sample(rng)
+        image = render_line(label, s["fonts"], rng, s["render"])
+        image.save(os.path.join(s["root"], image_name(i, s["fmt"])), FORMATS[s["fmt"]], **save)
+        out.append((i, label))
+    return out
+
+
+def _run(total: int, workers: int, initargs: tuple, progress: bool) -> list[str]:
+    """Every sample's label, by index, writing the images on the way."""
+    labels = [""] * total
+    chunks = [range(a, min(a + _CHUNK, total)) for a in range(0, total, _CHUNK)]
+    columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    pool = None
+    if workers <= 1:
+        _init_worker(*initargs)
+        results = map(_make_samples, chunks)
+    else:  # started before the progress bar's thread, so no lock of it is forked
+        pool = multiprocessing.Pool(workers, initializer=_init_worker, initargs=initargs)
+        results = pool.imap_unordered(_make_samples, chunks)
+    try:
+        with Progress(*columns, disable=not progress) as bar:
+            task = bar.add_task("synth", total=total)
+            for chunk in results:
+                for i, label in chunk:
+                    labels[i] = label
+                bar.advance(task, len(chunk))
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    return labels
+
+
+# --- the corpus directory ------------------------------------------------------------------------
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_manifest(out: Path) -> dict | None:
+    try:
+        return json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _ours(out: Path) -> list[Path]:
+    """The corpus files and directories present in ``out``."""
+    names = ["images", "lmdb", "charset.txt", MANIFEST] + [f"{s}.txt" for s in SPLITS]
+    return [out / n for n in names if (out / n).exists()]
+
+
+def _check_existing(out: Path, identity: dict, overwrite: bool) -> dict | None:
+    """The manifest of a complete, identical corpus to reuse; else clears the way (or refuses)."""
+    manifest = _read_manifest(out)
+    old = manifest.get("args", {}) if manifest is not None else {}
+    # an argument added since a corpus was made (absent from its manifest) counts as its default, None
+    same = manifest is not None and set(old) <= set(identity) and all(old.get(k) == v for k, v in identity.items())
+    if same and manifest.get("complete") and all((out / f"{s}.txt").is_file() for s in SPLITS):
+        return manifest
+    present = _ours(out)
+    if present and not same and not overwrite:
+        if manifest is None:
+            why = f"it holds {', '.join(p.name for p in present)} but no readable {MANIFEST}"
+        else:
+            diff = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
+            why = "it was made with other arguments: " + ", ".join(
+                f"{k}={old.get(k)!r} (now {identity.get(k)!r})" for k in diff)
+        raise CorpusExistsError(f"{out}: will not write a corpus there: {why}. Pass overwrite=true to replace it.")
+    for p in present:  # a stale, partial or overwritten corpus
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    return None
+
+
+def _write_lmdb(out: Path, spec: CorpusSpec, labels: list[str]) -> dict[str, str]:
+    from seq2seq_lab.data.ocr.lmdb_io import (
+        write_lmdb,  # needs the optional ``lmdb`` package
+    )
+
+    done, start = {}, 0
+    for split, n in spec.counts().items():
+        idx = range(start, start + n)
+        start += n
+        if n:
+            samples = (((out / image_name(i, spec.format)).read_bytes(), labels[i]) for i in idx)
+            write_lmdb(out / "lmdb" / split, samples, overwrite=True)
+            done[split] = f"lmdb/{split}"
+    return done
+
+
+def generate_corpus(spec: CorpusSpec, out_dir: str | os.PathLike, workers: int = 1,
+                    overwrite: bool = False, progress: bool = False) -> dict:
+    """Write the corpus ``spec`` describes into ``out_dir``, or reuse the identical one there.
+
+    Returns:
+        the manifest (``args``, ``counts``, ``fonts``, ``reused``...).
+
+    Raises:
+        CorpusExistsError: ``out_dir`` holds another corpus and ``overwrite`` is false.
+        seq2seq_lab.data.synth.fonts.NoFontError: no font draws the charset.
+        ValueError: a bad spec (charset, lengths, text file...).
+    """
+    out = Path(out_dir)
+    charset = load_charset(spec.charset, spec.charset_size)
+    identity = asdict(spec) | {"charset_sha1": _sha1(charset.encode("utf-8")),
+                               "text_sha1": _sha1(Path(spec.text_file).read_bytes()) if spec.text_file else None}
+    found = _check_existing(out, identity, overwrite)
+    if found is not None:
+        log.info("%s: a complete corpus with these arguments exists (%s); nothing to do",
+                 out, ", ".join(f"{k} {v}" for k, v in found["counts"].items()))
+        return found | {"reused": True}
+
+    t0 = time.perf_counter()
+    fonts = find_fonts(spec.fonts, charset)
+    lines = read_text_lines(spec.text_file) if spec.text_file else None
+    sampler = TextSampler(charset, spec.min_length, spec.max_length, lines, spec.policy, spec.zipf)
+    counts = spec.counts()
+    manifest = {"version": MANIFEST_VERSION, "args": identity, "complete": False, "counts": counts,
+                "charset_size": len(charset), "fonts": fonts}
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    _write_text(out / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2))
+    log.info("writing %d lines (%s) to %s with %d font(s), %d worker(s)",
+             sum(counts.values()), counts, out, len(fonts), workers)
+
+    initargs = (sampler, fonts, RenderConfig(**spec.render), spec.seed, str(out), spec.format, spec.quality)
+    labels = _run(sum(counts.values()), workers, initargs, progress)
+    _write_text(out / "charset.txt", "".join(c + "\n" for c in charset))
+    start = 0
+    for split, n in counts.items():
+        rows = (f"{image_name(i, spec.format)} {labels[i]}\n" for i in range(start, start + n))
+        _write_text(out / f"{split}.txt", "".join(rows))
+        start += n
+    if spec.lmdb:
+        manifest["lmdb"] = _write_lmdb(out, spec, labels)
+    manifest.update(complete=True, seconds=round(time.perf_counter() - t0, 1))
+    _write_text(out / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2))
+    log.info("done in %.1f s: %s", manifest["seconds"], out)
+    return manifest | {"reused": False}
+
+

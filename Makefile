@@ -43,17 +43,23 @@ test: setup
 clean:
 	rm -rf $(VENV) outputs multirun
 
-# Chinese fonts for the synthetic text lines (python -m seq2seq_lab.synth). Installs
-# fonts-wqy-microhei with apt-get when fontconfig finds no Chinese font and we are root;
-# otherwise it only says what to install (and exits 0), so set-up can depend on it.
+# Chinese fonts for the synthetic text lines (python -m seq2seq_lab.synth): Hei (WenQuanYi, Noto Sans
+# CJK), Song (Noto Serif CJK, AR PL SungtiL), Kai (AR PL KaitiM, LXGW WenKai), FangSong (cwTeX), brush
+# (Kouzan, Aoyagi Kouzan), display (Smiley Sans), and the held-out family (AR PL UMing, UKai).
+# As root with apt-get it installs those missing; otherwise it only says what to install (and
+# exits 0), so set-up can depend on it. An apt-get failure does not fail set-up (CJK tests skip).
+FONT_PACKAGES = fonts-wqy-microhei fonts-wqy-zenhei fonts-noto-cjk fonts-arphic-gbsn00lp fonts-arphic-gkai00mp \
+	fonts-lxgw-wenkai fonts-cwtex-fs fonts-kouzan-mouhitsu fonts-aoyagi-kouzan-t fonts-smiley-sans \
+	fonts-arphic-uming fonts-arphic-ukai
 .PHONY: fonts
 fonts:
-	@if command -v fc-list >/dev/null 2>&1 && [ -n "$$(fc-list :lang=zh)" ]; then \
-		echo "fonts: a Chinese font is installed"; \
+	@missing="$$(for p in $(FONT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)"; \
+	if [ -z "$$missing" ]; then \
+		echo "fonts: the CJK fonts are installed"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-			fontconfig fonts-wqy-microhei; } || echo "fonts: apt-get failed; CJK rendering will be unavailable"; \
+			fontconfig $$missing; } || echo "fonts: apt-get failed; CJK rendering will be unavailable"; \
 	else \
-		echo "fonts: no Chinese font found; as root install one, e.g.:"; \
-		echo "  apt-get install --no-install-recommends fonts-wqy-microhei   (or fonts-noto-cjk)"; \
+		echo "fonts: missing $$missing; as root install them:"; \
+		echo "  apt-get install --no-install-recommends fontconfig $$missing"; \
 	fi

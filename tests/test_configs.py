@@ -30,6 +30,8 @@ def test_experiment_fast_dev_run(experiment, tmp_path):
     if cfg.get("synth"):  # a tiny corpus in the fake data dir instead of the experiment's
         with open_dict(cfg):
             cfg.synth.update(num_train=8, num_val=4, num_test=4, workers=1)
+            if cfg.synth.get("num_test_heldout"):
+                cfg.synth.num_test_heldout = 4
     threads = torch.get_num_threads()
     try:
         metrics = train(cfg)

@@ -18,6 +18,7 @@ from seq2seq_lab.data.ocr.lmdb_io import LMDBFormatError, LMDBSource, close_env,
 from seq2seq_lab.data.ocr import OCRDataModule, collate_ocr
 from seq2seq_lab.data.ocr.sources import BadSampleError, ListFileSource, index_samples
 from seq2seq_lab.data.ocr.transforms import LineImageTransform
+from seq2seq_lab.data.ocr.widths import header_size
 
 CHARS = list("abcdefghij0123456789你好") + [" "]
 N = 40
@@ -85,8 +86,9 @@ def test_list_file_round_trip(corpus, channels):
     assert (dm.output_length, dm.output_dim) == (11, len(CHARS) + 4)
     seen = []
     for batch in dm.train_dataloader():
-        x = batch["inputs"]
-        assert x.shape == (len(batch["texts"]), channels, 32, 280) and x.dtype == torch.float32
+        x, lengths = batch["inputs"], batch["input_lengths"]
+        assert x.shape == (len(batch["texts"]), channels, 32, x.size(3)) and x.dtype == torch.float32
+        assert x.size(3) == min(280, -(-int(lengths.max()) // 4) * 4)  # the widest, to a multiple of 4
         assert x.min() >= -1.0 and x.max() <= 1.0
         assert batch["targets"].shape == (x.shape[0], 11) and batch["targets"].dtype == torch.long
         assert dm.tokenizer.batch_decode(batch["targets"]) == batch["texts"]
@@ -94,23 +96,25 @@ def test_list_file_round_trip(corpus, channels):
         seen += batch["texts"]
     assert sorted(seen) == sorted(corpus["labels"])
     test_texts = [t for b in dm.test_dataloader() for t in b["texts"]]
-    assert test_texts == corpus["labels"]  # unshuffled, in file order
+    widths = dm.datasets["test"].widths()
+    assert test_texts == [corpus["labels"][i] for i in sorted(range(N), key=widths.__getitem__)]  # by width
+    no_buckets = make_dm(corpus, channels=channels, test=str(corpus["list"]), bucket_by_width=False)
+    assert [t for b in no_buckets.test_dataloader() for t in b["texts"]] == corpus["labels"]  # file order
 
 
-def test_resize_squash_and_pad():
+def test_resize_keeps_the_aspect_ratio_and_squashes_wider_lines():
     tf = LineImageTransform(height=32, width=280, channels=3)
     wide, w_wide = tf(png_bytes((2000, 40), "wide"))
     assert wide.shape == (3, 32, 280) and w_wide == 280
     narrow, w_narrow = tf(png_bytes((30, 60)))
-    assert w_narrow == 16  # 30 * 32 / 60
-    assert torch.equal(narrow[:, :, 16:], narrow[:, :, 15:16].expand(3, 32, 264))  # edge padding
+    assert narrow.shape == (3, 32, 16) and w_narrow == 16 == tf.scaled_width((30, 60))  # 30 * 32 / 60, unpadded
     gray, _ = LineImageTransform(channels=1)(png_bytes((100, 32), color=(255, 255, 255)))
-    assert gray.shape == (1, 32, 280) and torch.allclose(gray[:, 20:, 50:], torch.ones(1, 12, 230))
+    assert gray.shape == (1, 32, 100) and torch.allclose(gray[:, 20:, 50:], torch.ones(1, 12, 50))
     aug = LineImageTransform(augment=True)
     torch.manual_seed(0)
     for _ in range(20):
         x, _ = aug(png_bytes((120, 30), "ab"))
-        assert x.shape == (3, 32, 280) and x.min() >= -1 and x.max() <= 1
+        assert x.shape == (3, 32, 128) and x.min() >= -1 and x.max() <= 1
 
 
 def test_lmdb_round_trip_matches_list_file(corpus, tmp_path):
@@ -123,7 +127,7 @@ def test_lmdb_round_trip_matches_list_file(corpus, tmp_path):
     assert len(from_list) == len(from_db) == 5
     for a, b in zip(from_list, from_db):
         assert a["texts"] == b["texts"]
-        for key in ("inputs", "input_widths", "targets", "target_lengths"):
+        for key in ("inputs", "input_lengths", "targets", "target_lengths"):
             assert torch.equal(a[key], b[key]), key
     origins = [s.origin for s in LMDBSource(db)]
     assert origins[11] == f"{db}:image-000000012"
@@ -209,7 +213,7 @@ def test_bad_sample_skip(corpus, case, caplog):
 
 def test_unknown_char_policies(corpus):
     add_lines(corpus, f"{spare_image(corpus)} abx")
-    dm = make_dm(corpus, on_bad_sample="error", on_unknown_char="unk", test=str(corpus["list"]))
+    dm = make_dm(corpus, on_bad_sample="error", on_unknown_char="unk", test=str(corpus["list"]), bucket_by_width=False)
     assert dm.tokenizer.use_unk
     last = all_batches(dm.test_dataloader())[-1]
     assert last["texts"][-1] == "abx"
@@ -298,7 +302,7 @@ def test_charset_errors(tmp_path, corpus, content, pattern):
     path = tmp_path / "cs.txt"
     path.write_text(content, encoding="utf-8")
     with pytest.raises(CharsetError, match=pattern):
-        make_dm(corpus, charset=str(path))
+        make_dm(corpus, charset=str(path), on_duplicate_char="error")  # a repeat only warns by default
 
 
 def test_charset_not_utf8(tmp_path):
@@ -317,3 +321,128 @@ def test_invalid_arguments(corpus):
         make_dm(corpus, channels=2)
     with pytest.raises(FileNotFoundError, match="nope.txt"):
         make_dm(corpus, train=str(corpus["root"] / "nope.txt")).setup("fit")
+
+
+# --------------------------------------------------------------------------- variable widths
+
+def test_collate_pads_each_batch_to_its_widest_line():
+    from seq2seq_lab.data.ocr.widths import batch_width
+
+    items = [{"inputs": torch.rand(1, 32, w) * 2 - 1, "input_lengths": torch.tensor(w), "targets": torch.zeros(3),
+              "target_lengths": torch.tensor(1), "texts": "a"} for w in (10, 37)]
+    batch = collate_ocr(items, max_width=280)
+    x = batch["inputs"]
+    assert x.shape == (2, 1, 32, 40) and batch["input_lengths"].tolist() == [10, 37]
+    assert torch.equal(x[0, :, :, :10], items[0]["inputs"]) and torch.equal(x[1, :, :, :37], items[1]["inputs"])
+    assert torch.equal(x[0, :, :, 10:], x[0, :, :, 9:10].expand(1, 32, 30))  # the last column repeated
+    assert collate_ocr(items, max_width=280, fixed_width=True)["inputs"].shape == (2, 1, 32, 280)
+    assert batch_width([277], 278) == 278 and batch_width([277]) == 280 and batch_width([280], 280) == 280
+
+
+def _spread(batches: list[list[int]], widths: list[int]) -> float:
+    return sum(max(widths[i] for i in b) - min(widths[i] for i in b) for b in batches) / len(batches)
+
+
+def test_width_buckets_cover_every_sample_once_and_depend_only_on_seed_and_epoch():
+    from seq2seq_lab.data.batching import EpochRandomSampler, WidthBucketBatchSampler
+
+    rng = random.Random(0)
+    widths = [rng.randint(20, 1000) for _ in range(1003)]
+
+    def buckets(epoch: int, seed: int = 3, drop_last: bool = False) -> list[list[int]]:
+        sampler = EpochRandomSampler(range(1003), seed)
+        sampler.set_epoch(epoch)
+        return list(WidthBucketBatchSampler(sampler, 10, drop_last, widths, pool_batches=20, seed=seed))
+
+    first = buckets(0)
+    assert sorted(i for b in first for i in b) == list(range(1003)) and len(first) == 101
+    assert _spread(first, widths) < 0.1 * _spread([list(range(i, i + 10)) for i in range(0, 1000, 10)], widths)
+    assert first == buckets(0) and first != buckets(1) and first != buckets(0, seed=4)
+    assert [len(b) for b in first].count(3) == 1  # one short batch, not always the last
+    dropped = buckets(0, drop_last=True)
+    assert len(dropped) == 100 and all(len(b) == 10 for b in dropped)
+
+
+def test_width_buckets_survive_lightning_distributed_sampler_injection():
+    """Under DDP, Lightning re-creates the batch sampler around a DistributedSampler: each rank
+    buckets its own shard, the ranks get as many batches, and set_epoch reaches the shuffle."""
+    from lightning.fabric.utilities.data import _replace_dunder_methods, _set_sampler_epoch
+    from lightning.pytorch.utilities.data import _update_dataloader
+    from torch.utils.data import BatchSampler, DistributedSampler
+
+    from seq2seq_lab.data.batching import WidthBucketBatchSampler, make_loader
+
+    widths = [(7 * i) % 101 for i in range(50)]
+    dataset = list(range(50))
+    with _replace_dunder_methods(BatchSampler):  # as Lightning does around the *_dataloader hooks
+        loader = make_loader(dataset, 4, shuffle=True, num_workers=0, seed=0, collate_fn=list, widths=widths)
+    shards = []
+    for rank in (0, 1):
+        sampler = DistributedSampler(dataset, num_replicas=2, rank=rank, shuffle=True, seed=0)
+        ranked = _update_dataloader(loader, sampler)
+        assert isinstance(ranked.batch_sampler, WidthBucketBatchSampler) and ranked.batch_sampler.sampler is sampler
+        epoch0 = list(ranked)
+        _set_sampler_epoch(ranked, 1)
+        assert list(ranked) != epoch0
+        shards.append(epoch0)
+    assert len(shards[0]) == len(shards[1]) == 7
+    assert sorted(i for shard in shards for b in shard for i in b) == list(range(50))  # disjoint shards
+    assert all(_spread(shard, widths) < 30 for shard in shards)
+
+
+def test_header_widths_match_the_transformed_images(corpus, tmp_path, monkeypatch):
+    from PIL import Image
+
+    rotated = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees: shown 20 wide, 60 high
+    Image.new("RGB", (60, 20), (200, 200, 200)).save(rotated, format="JPEG", exif=exif)
+    (corpus["root"] / "rotated.jpg").write_bytes(rotated.getvalue())
+    add_lines(corpus, "rotated.jpg ab")
+    dm = make_dm(corpus, val=str(corpus["list"]))
+    dm.setup("fit")
+    dataset = dm.datasets["train"]
+    transformed = [dataset[i]["input_lengths"].item() for i in range(len(dataset))]
+    calls = []
+    real = header_size
+
+    def counted(load):
+        calls.append(load)
+        return real(load)
+
+    monkeypatch.setattr("seq2seq_lab.data.ocr.module.header_size", counted)
+    widths = dm.datasets["val"].widths()
+    assert len(calls) == N + 1 and widths[-1] == 11  # round(20 * 32 / 60)
+    dm.train_dataloader(), dm.train_dataloader(), dm.val_dataloader()  # noqa: B018
+    assert len(calls) == 2 * (N + 1)  # read once per split, then cached
+    assert dataset.widths() == transformed == widths
+    db = tmp_path / "db"
+    write_lmdb(db, corpus["pairs"])
+    lmdb_dm = make_dm(corpus, train=str(db))
+    lmdb_dm.setup("fit")
+    assert lmdb_dm.datasets["train"].widths() == widths[:N]
+
+
+def test_lines_of_one_size_give_the_batches_they_gave_before(tmp_path):
+    """280x32 lines (as ocr_synth_cpu renders them) with bucket_by_width: false: the old
+    shuffle, and full-width tensors stacked as they were."""
+    from seq2seq_lab.data.batching import EpochRandomSampler
+
+    lines = []
+    (tmp_path / "imgs").mkdir()
+    for i in range(12):
+        (tmp_path / "imgs" / f"{i}.png").write_bytes(png_bytes((280, 32), f"ab{i}"))
+        lines.append(f"imgs/{i}.png ab{i}")
+    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    corpus = {"list": tmp_path / "train.txt", "charset": write_charset(tmp_path / "charset.txt")}
+    dm = make_dm(corpus, batch_size=5, bucket_by_width=False, channels=1)
+    batches = all_batches(dm.train_dataloader())
+    order = list(EpochRandomSampler(range(12), dm.seed))
+    tf = LineImageTransform(32, 280, 1)
+    for k, batch in enumerate(batches):
+        idx = order[5 * k : 5 * k + 5]
+        assert batch["texts"] == [f"ab{i}" for i in idx]
+        expected = torch.stack([tf((tmp_path / "imgs" / f"{i}.png").read_bytes())[0] for i in idx])
+        assert torch.equal(batch["inputs"], expected) and batch["input_lengths"].tolist() == [280] * len(idx)
+    narrow = make_dm({**corpus, "list": tmp_path / "train.txt"}, fixed_width=True, width=400)
+    assert {b["inputs"].size(3) for b in narrow.train_dataloader()} == {400}

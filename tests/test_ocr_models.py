@@ -240,3 +240,104 @@ def test_ctc_model_overfits_a_tiny_corpus(tiny_corpus, tmp_path):
     extra = [f"data.train=[{tiny_corpus}/train.txt]"]
     metrics = _overfit(tiny_corpus, tmp_path / "run", "ocr_crnn_ctc", 180, 30, extra)
     assert metrics["test/line_acc"] == 1.0 and metrics["test/ned"] == 1.0, metrics
+
+
+# --- variable widths -----------------------------------------------------------------------------
+def _random_system(kind: str, width: int):
+    """A randomly initialised OCR system (eval mode) over grayscale lines up to ``width`` pixels."""
+    from seq2seq_lab.data.tokenizer import Tokenizer
+    from seq2seq_lab.systems import CTCSystem, OCRSystem
+
+    tokenizer = Tokenizer("abcdefgh")
+    if kind == "ctc":
+        return CTCSystem(CRNNCTC(tokenizer.vocab_size, channels=1, width=width, **SLIM), tokenizer,
+                         optimizer=torch.optim.Adam).eval()
+    model = CRNNAttention(8, tokenizer.vocab_size, channels=1, width=width, hidden_dim=32, embed_dim=8,
+                          attention=kind, **SLIM)
+    return OCRSystem(model, tokenizer, optimizer=torch.optim.Adam).eval()
+
+
+@pytest.mark.parametrize("kind", ["position", "mlp", "ctc"])
+def test_a_prediction_does_not_depend_on_the_padding_of_its_batch(kind):
+    from seq2seq_lab.data.ocr.widths import pad_batch
+
+    torch.manual_seed(0)
+    system = _random_system(kind, width=400)
+    line, wide = torch.rand(1, 32, 97) * 2 - 1, torch.rand(1, 32, 400) * 2 - 1
+    alone, alone_lengths = pad_batch([line], 400)  # (1, 1, 32, 100)
+    mixed, mixed_lengths = pad_batch([line, wide], 400)  # (2, 1, 32, 400): 303 columns of padding
+    assert alone.shape[-1] == 100 and mixed.shape[-1] == 400
+    with torch.no_grad():
+        first, scores_alone, _ = system(alone, alone_lengths)
+        second, scores_mixed, _ = system(mixed, mixed_lengths)
+        texts_alone, conf_alone = system.transcribe(alone, alone_lengths)
+        texts_mixed, conf_mixed = system.transcribe(mixed, mixed_lengths)
+        leaked = system.net.encoder(mixed)[0][0, :25] - system.net.encoder(alone)[0][0, :25]
+    assert texts_alone[0] == texts_mixed[0]
+    assert abs(scores_alone[0].item() - scores_mixed[0].item()) < 1e-5
+    assert abs(conf_alone[0].item() - conf_mixed[0].item()) < 1e-5
+    if kind != "ctc":  # the same tokens up to the shorter decode (the batch decodes until both rows end)
+        n = min(first.size(1), second.size(1))
+        assert torch.equal(first[0, :n], second[0, :n])
+    assert leaked.abs().max() > 1e-3  # without the widths the padding reaches the line's columns
+
+
+def test_position_attention_slots_follow_the_maximum_width(tmp_path):
+    from seq2seq_lab.assemble import build_datamodule, build_system
+
+    cfg = compose_config("train", ["experiment=ocr_crnn_attention", "data.width=400", "model.width_mult=0.25",
+                                   "model.rnn_hidden=16", "model.hidden_dim=16", "model.embed_dim=8"], tmp_path)
+    (tmp_path / "charset.txt").write_text("a\nb\n", encoding="utf-8")
+    cfg.data.charset = str(tmp_path / "charset.txt")
+    system = build_system(cfg, build_datamodule(cfg))
+    assert system.net.decoder.attention.max_positions == 101  # 400 // 4 + 1
+    with pytest.raises(ValueError, match="101 slots but the encoder gave 102 steps"):
+        system.net.encoder.eval()
+        system(torch.rand(1, 3, 32, 404), torch.tensor([404]))
+
+
+def _render_line(text: str, height: int = 32) -> bytes:
+    """``text`` drawn with Pillow's default font, as PNG bytes of a ``height``-pixel line as wide as it needs."""
+    import io
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=24)
+    image = Image.new("L", (int(font.getlength(text)) + 8, height), 230)
+    ImageDraw.Draw(image).text((4, 3), text, fill=20, font=font)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_a_slim_attention_model_overfits_a_35_character_line_of_its_own_width():
+    from seq2seq_lab.data.ocr.transforms import LineImageTransform
+    from seq2seq_lab.data.ocr.widths import pad_batch
+    from seq2seq_lab.data.tokenizer import Tokenizer
+    from seq2seq_lab.systems import OCRSystem
+
+    text = "the quick brown fox jumps over 1234"
+    image, width = LineImageTransform(32, 560, channels=1)(_render_line(text))
+    assert len(text) == 35 and 360 < width < 560  # a variable-width line: neither squashed nor padded
+    images, lengths = pad_batch([image], 560)
+    tokenizer = Tokenizer(sorted(set(text)))
+    targets, target_lengths = tokenizer.batch_encode([text])
+    batch = {"inputs": images, "input_lengths": lengths, "targets": targets, "target_lengths": target_lengths}
+    torch.manual_seed(0)
+    model = CRNNAttention(targets.size(1), tokenizer.vocab_size, channels=1, width=560, hidden_dim=64, embed_dim=16,
+                          width_mult=0.125, rnn_hidden=48, teacher_force=1.0, ctc_head=True, batch_norm="all")
+    system = OCRSystem(model, tokenizer, ctc_weight=0.3, optimizer=torch.optim.Adam)
+    optimizer = torch.optim.Adam(system.parameters(), lr=3e-3)
+    texts = [""]
+    for step in range(300):
+        system.train()
+        optimizer.zero_grad()
+        system.compute_loss(batch)[0].backward()
+        optimizer.step()
+        if step % 10 == 9:
+            texts, _ = system.eval().transcribe(images, lengths)
+            if texts[0] == text:
+                break
+    assert texts[0] == text, (step, texts)
+    wider, wider_lengths = pad_batch([image, torch.zeros(1, 32, 560)], 560)
+    assert system.transcribe(wider, wider_lengths)[0][0] == text  # and in a batch padded to 560

@@ -34,7 +34,7 @@ from seq2seq_lab.assemble import build_datamodule, build_system
 from seq2seq_lab.configs import config_dir
 from seq2seq_lab.errors import reported_errors
 from seq2seq_lab.models.seq2seq import Seq2Seq
-from seq2seq_lab.precision import check_quantize, precision_plugin, quantize_system
+from seq2seq_lab.precision import check_quantize, precision_plugin, quantize_system, resolve_trainer_precision
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +61,19 @@ def write_synthetic_charset(size: int, directory: Path) -> Path:
 
 
 def synthetic_batches(datamodule, batch_size: int, count: int, seed: int) -> list[dict]:
-    """``count`` random batches shaped like the data module's: images ``(B, C, H, W)`` when it
-    has ``channels``, else sequences ``(B, input_length, input_dim)``; token targets
+    """``count`` random batches shaped like the data module's: images ``(B, C, H, W)`` of the
+    maximum width with ``input_lengths (B,)`` all ``W`` when it has ``channels`` (lines of full
+    width), else sequences ``(B, input_length, input_dim)``; token targets
     ``(B, output_length)`` when it has a tokenizer, else labels ``(B,)``."""
     gen = torch.Generator().manual_seed(seed)
     batches = []
     for _ in range(count):
         if hasattr(datamodule, "channels"):
             inputs = torch.rand(batch_size, datamodule.channels, datamodule.height, datamodule.width, generator=gen) * 2 - 1
+            batch = {"inputs": inputs, "input_lengths": torch.full((batch_size,), datamodule.width)}
         else:
             inputs = torch.rand(batch_size, datamodule.input_length, datamodule.input_dim, generator=gen)
-        batch = {"inputs": inputs}
+            batch = {"inputs": inputs}
         tokenizer = getattr(datamodule, "tokenizer", None)
         if tokenizer is not None:
             length = datamodule.output_length
@@ -155,7 +157,8 @@ def bench(cfg: DictConfig) -> dict:
     template = build_system(cfg, datamodule)
     batches = synthetic_batches(datamodule, b.batch_size, max(b.train_batches, b.infer_batches), cfg.seed)
     train_batches, infer_batches = as_loader(batches[: b.train_batches]), as_loader(batches[: b.infer_batches])
-    precision = str(cfg.trainer.get("precision", "32-true"))
+    resolve_trainer_precision(cfg.trainer)
+    precision = str(cfg.trainer.precision)
     train_precision = precision_plugin(precision, "trainer.precision")
     infer_precision = precision_plugin(b.get("infer_precision") or precision, "bench.infer_precision")
     inference_system = copy.deepcopy(template)

@@ -7,6 +7,10 @@ checkpoint; ``data.*`` and ``system.*`` overrides given here apply on top
 ``trainer.precision=bf16-true`` evaluates with bf16 weights; ``quantize=int8``
 quantizes a CRNN's conv stack to int8 first, calibrated on the first
 ``calibration_batches`` validation batches (see :mod:`seq2seq_lab.precision`).
+
+``breakdown=true`` (the default) adds, for a system that transcribes text lines, the
+character accuracy per reference character type and the scores per font
+(``test/char_acc/<type>``, ``test/by_font/<font>/...``; see :mod:`seq2seq_lab.eval_breakdown`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from omegaconf import DictConfig
 from seq2seq_lab.assemble import load_trained
 from seq2seq_lab.configs import config_dir
 from seq2seq_lab.errors import ConfigError, reported_errors
-from seq2seq_lab.precision import calibration_images, check_quantize, quantize_system
+from seq2seq_lab.eval_breakdown import breakdown_metrics
+from seq2seq_lab.precision import calibration_images, check_quantize, quantize_system, resolve_trainer_precision
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +38,13 @@ def evaluate(cfg: DictConfig) -> dict[str, float | str | None]:
                           f"{cfg.trainer.get('accelerator')!r} (use trainer=cpu)")
     datamodule, system = load_trained(cfg.ckpt_path, {"data": cfg.get("data") or {}, "system": cfg.get("system") or {}})
     quantize_system(system, quantize, calibration_images(datamodule, cfg.get("calibration_batches", 8)))
+    resolve_trainer_precision(cfg.trainer)
     trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[])
     results = trainer.test(system, datamodule=datamodule)[0]
     metrics = {"ckpt_path": str(Path(cfg.ckpt_path).resolve()), "precision": str(cfg.trainer.get("precision")),
                "quantize": quantize, **{k: float(v) for k, v in results.items()}}
+    if cfg.get("breakdown", True):
+        metrics.update(breakdown_metrics(system, datamodule, trainer))
     out = Path(cfg.paths.output_dir) / "metrics.json"
     out.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     log.info("wrote %s", out)

@@ -13,6 +13,14 @@ a Trainer would:
   CPUs with bf16 dot products (AVX512-BF16, AMX) this is the fast setting: no
   per-call weight casts.
 
+``precision=auto`` (:func:`resolve_precision`) chooses from what the hardware does
+natively: on CPU ``bf16-mixed`` only with bf16 instructions (AVX512_BF16 or AMX;
+elsewhere bf16 is emulated and about 12x slower than fp32), else ``32-true``; on
+GPU ``bf16-mixed`` where the GPU has bf16, else ``16-mixed`` (the CTC loss is then
+computed in fp32: autocast runs ``log_softmax`` and ``ctc_loss`` in fp32, and
+``models.ctc.ctc_loss`` casts its input). The choice is logged; an explicit
+setting always wins.
+
 ``quantize_system`` adds post-training int8 quantization of a CRNN's conv stack
 (``quantize=int8``; see :mod:`seq2seq_lab.models.quantize`), calibrated on a few
 validation batches (``calibration_images``). It combines with any precision,
@@ -21,7 +29,9 @@ which then applies to the rest of the model.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import logging
 from collections.abc import Iterable, Iterator
 
 import lightning as L
@@ -32,7 +42,10 @@ from seq2seq_lab.errors import ConfigError
 from seq2seq_lab.models.crnn import CRNNEncoder
 from seq2seq_lab.models.quantize import quantize_conv_stack
 
-__all__ = ["PRECISIONS", "QUANTIZATIONS", "calibration_images", "precision_plugin", "quantize_system"]
+__all__ = ["PRECISIONS", "QUANTIZATIONS", "calibration_images", "cpu_has_bf16", "precision_plugin",
+           "quantize_system", "resolve_precision", "resolve_trainer_precision"]
+
+log = logging.getLogger(__name__)
 
 # Lightning's names (and their short aliases) that run on CPU.
 PRECISIONS = {"32-true": "32-true", "32": "32-true", "bf16-mixed": "bf16-mixed", "bf16": "bf16-mixed",
@@ -40,9 +53,50 @@ PRECISIONS = {"32-true": "32-true", "32": "32-true", "bf16-mixed": "bf16-mixed",
 QUANTIZATIONS = ("int8",)
 
 
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has native bf16 dot products (AVX512_BF16 or AMX-BF16)."""
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+
+
+def resolve_precision(precision: str | int | None, accelerator: str = "cpu", key: str = "trainer.precision") -> str:
+    """``precision`` itself, or for ``auto`` (and None) what this machine runs natively (module docstring)."""
+    if precision is not None and str(precision) != "auto":
+        return str(precision)
+    gpu = str(accelerator) in ("gpu", "cuda") or (str(accelerator) == "auto" and torch.cuda.is_available())
+    if gpu:
+        chosen = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        why = "the GPU has bf16" if chosen == "bf16-mixed" else "the GPU lacks bf16"
+    else:
+        chosen = "bf16-mixed" if cpu_has_bf16() else "32-true"
+        why = "the CPU has avx512_bf16/amx_bf16" if chosen == "bf16-mixed" else "the CPU has no native bf16"
+    log.info("%s=auto: %s (%s)", key, chosen, why)
+    return chosen
+
+
+def resolve_trainer_precision(trainer_cfg) -> None:
+    """Replace ``auto`` in a trainer config's ``precision`` by the choice for its accelerator (in place)."""
+    from omegaconf import open_dict
+
+    with open_dict(trainer_cfg):
+        trainer_cfg.precision = resolve_precision(trainer_cfg.get("precision"), trainer_cfg.get("accelerator", "cpu"))
+
+
 def precision_plugin(precision: str | int, key: str = "precision") -> Precision:
     """Lightning's precision plugin for ``precision`` on CPU; ``key`` names the setting in errors."""
-    name = PRECISIONS.get(str(precision))
+    name = PRECISIONS.get(resolve_precision(precision, "cpu", key))
     if name is None:
         raise ConfigError(f"{key}={precision!r}: must be one of {sorted(PRECISIONS)}")
     if name == "bf16-mixed":

@@ -6,9 +6,11 @@ path) or a list file (one image per line, ``path [label]``, paths relative to th
 list file's directory, as the OCR data module reads them). The model, tokenizer
 and image size come from the config stored in the checkpoint; ``data.*`` and
 ``system.*`` overrides apply on top (e.g. ``system.beam_width=5``). ``precision`` and
-``quantize`` are as for ``eval`` (:mod:`seq2seq_lab.precision`). Images are preprocessed
-as in training (:class:`~seq2seq_lab.data.ocr.transforms.LineImageTransform`) and
-decoded in batches of ``batch_size``.
+``quantize`` are as for ``eval`` (:mod:`seq2seq_lab.precision`). Images of any size
+are preprocessed as in training (:class:`~seq2seq_lab.data.ocr.transforms.LineImageTransform`:
+height ``data.height``, aspect ratio kept, squashed to ``data.width`` when wider) and
+decoded in batches of ``batch_size``, each padded to its widest image as the data
+module's batches are (``data.fixed_width``: to ``data.width``).
 
 Prints ``path<TAB>text<TAB>confidence`` per image, in input order, and writes the
 same rows (under a header) to ``predictions.tsv`` in the run dir. The confidence
@@ -28,6 +30,7 @@ from omegaconf import DictConfig
 from seq2seq_lab.assemble import load_trained
 from seq2seq_lab.configs import config_dir
 from seq2seq_lab.data.ocr.transforms import LineImageTransform
+from seq2seq_lab.data.ocr.widths import pad_batch
 from seq2seq_lab.errors import LabError, reported_errors
 from seq2seq_lab.precision import (
     calibration_images,
@@ -65,11 +68,12 @@ def collect_inputs(spec: str) -> list[Path]:
 
 
 def _load(path: Path, transform: LineImageTransform) -> torch.Tensor:
+    """The transformed image ``(C, H, w)``, unpadded."""
     try:
         image, _ = transform(path.read_bytes())
     except Exception as err:  # noqa: BLE001 - missing files and every Pillow decoding error
         raise PredictError(f"{path}: cannot read image ({type(err).__name__}: {err})") from err
-    return image  # (C, H, W)
+    return image
 
 
 def predict(cfg: DictConfig) -> list[tuple[str, str, float]]:
@@ -88,9 +92,11 @@ def predict(cfg: DictConfig) -> list[tuple[str, str, float]]:
     rows = []
     for start in range(0, len(paths), cfg.batch_size):
         chunk = paths[start : start + cfg.batch_size]
-        images = precision.convert_input(torch.stack([_load(p, transform) for p in chunk]))  # (B, C, H, W)
+        # (B, C, H, W) padded as the data module pads its batches, (B,) widths before padding
+        images, lengths = pad_batch([_load(p, transform) for p in chunk], datamodule.width,
+                                    getattr(datamodule, "fixed_width", False))
         with torch.inference_mode(), precision.forward_context():
-            texts, confidence = system.transcribe(images)
+            texts, confidence = system.transcribe(precision.convert_input(images), lengths)
         for path, text, conf in zip(chunk, texts, confidence.float().tolist()):
             rows.append((str(path), text, conf))
             print(f"{path}\t{text}\t{conf:.4f}", flush=True)

@@ -32,6 +32,10 @@ def spec_from_config(cfg: DictConfig) -> CorpusSpec:
         fonts=[str(f) for f in cfg.fonts or []], seed=cfg.seed,
         format=cfg.format, quality=cfg.quality, lmdb=cfg.lmdb,
         render=OmegaConf.to_container(cfg.render, resolve=True) if cfg.get("render") else {},
+        style=cfg.get("style"), num_test_heldout=cfg.get("num_test_heldout"),
+        heldout_fonts=[str(f) for f in cfg.heldout_fonts] if cfg.get("heldout_fonts") else None,
+        rare_share=cfg.get("rare_share"),
+        look=OmegaConf.to_container(cfg.look, resolve=True) if cfg.get("look") else None,
     )
 
 

@@ -19,6 +19,7 @@ from seq2seq_lab.errors import reported_errors
 from seq2seq_lab.runs import failed_job_value, main_guard
 from seq2seq_lab.data.synth.corpus import generate_corpus
 from seq2seq_lab.synth import spec_from_config
+from seq2seq_lab.precision import resolve_trainer_precision
 from seq2seq_lab.validation import validate_config
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test as the config says; returns the final logged metrics."""
     prepare_corpus(cfg)
     validate_config(cfg)
+    resolve_trainer_precision(cfg.trainer)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(cfg.seed, workers=True)

@@ -12,6 +12,8 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from seq2seq_lab.data.charset import DUPLICATE_POLICIES, CharsetError, charset_file
+from seq2seq_lab.data.ocr.sources import LABEL_FORMATS
 from seq2seq_lab.errors import ConfigError
 from seq2seq_lab.models.attention import ATTENTIONS
 from seq2seq_lab.models.cells import CELLS
@@ -83,7 +85,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("model.depth", depth, "an integer >= 1, or [encoder, decoder] integers >= 1"),
     ("model.hidden_dim", positive_int, "an integer >= 1"),
     ("model.input_dim", positive_int, "an integer >= 1"),
-    ("model.input_length", positive_int, "an integer >= 1"),
+    ("model.input_length", optional_positive_int, "null or an integer >= 1"),
     ("model.output_dim", positive_int, "an integer >= 1"),
     ("model.output_length", positive_int, "an integer >= 1"),
     ("model.embed_dim", optional_positive_int, "null or an integer >= 1"),
@@ -93,6 +95,8 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("data.batch_size", positive_int, "an integer >= 1"),
     ("data.eval_batch_size", optional_positive_int, "null or an integer >= 1"),
     ("data.num_workers", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    ("data.on_duplicate_char", lambda v: v in DUPLICATE_POLICIES, f"one of {', '.join(DUPLICATE_POLICIES)}"),
+    ("data.label_format", lambda v: v in LABEL_FORMATS, f"one of {', '.join(LABEL_FORMATS)}"),
     ("system.teacher_forcing", optional_unit_interval, "null or a number in [0, 1]"),
     ("system.beam_width", positive_int, "an integer >= 1"),
     ("system.ctc_weight", dropout_rate, "a number in [0, 1)"),
@@ -111,7 +115,14 @@ def _path_problems(cfg: DictConfig) -> list[str]:
         value = _get(cfg, key)
         paths = list(value) if isinstance(value, (list, ListConfig)) else [value]
         for p in paths:
-            if isinstance(p, str) and not Path(p).exists():
+            if not isinstance(p, str):
+                continue
+            if key == "data.charset" and p.startswith("builtin:"):
+                try:
+                    charset_file(p)
+                except CharsetError as err:
+                    problems.append(f"{key}={p!r}: {err}")
+            elif not Path(p).exists():
                 problems.append(f"{key}={p!r}: no such file or directory")
     return problems
 

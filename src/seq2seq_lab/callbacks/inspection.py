@@ -4,7 +4,7 @@ Knows three kinds of system: a classifier (``num_classes``; its forward returns
 ``(logits, attention)``), a seq2seq system (a tokenizer and a :class:`Seq2Seq`
 ``net`` whose ``generate`` returns ``(tokens, scores, attention)``; greedy search
 here, so that the attention exists even when the system evaluates with beam
-search), and any other system with ``transcribe(inputs) -> (texts, confidences)``
+search), and any other system with ``transcribe(inputs, input_lengths) -> (texts, confidences)``
 (CTC: no attention). For others :func:`inspect_batch` returns None.
 """
 
@@ -66,7 +66,7 @@ def inspect_batch(system: Any, batch: dict[str, Any]) -> Inspection | None:
             steps = [[tokenizer.decode([t]) or ("</s>" if t == tokenizer.EOS else "·") for t in row]
                      for row in tokens.tolist()]
         elif tokenizer is not None and hasattr(system, "transcribe"):
-            preds, _ = system.transcribe(inputs)
+            preds, _ = system.transcribe(inputs, lengths)
             truths = list(batch["texts"]) if "texts" in batch else tokenizer.batch_decode(targets)
             attention, steps = None, [[] for _ in preds]
         elif getattr(system, "num_classes", None) and targets.dim() == 1:

@@ -1,9 +1,12 @@
-"""In-memory tensor dataset that serves whole batches with one indexing op.
+"""In-memory tensor dataset that serves whole batches with one indexing op; loaders and samplers.
 
 ``DataLoader`` calls ``dataset.__getitems__(indices)`` when the dataset has it
 and passes the result to ``collate_fn``. :class:`TensorBatchDataset` returns
 the already stacked batch there, and :func:`collate_batch` passes it through,
 so a batch of 500 costs one ``index_select`` per tensor instead of 500 dicts.
+
+:class:`WidthBucketBatchSampler` groups samples of similar width (text lines
+padded per batch), so that little of a batch is padding.
 """
 
 from __future__ import annotations
@@ -13,9 +16,22 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, RandomSampler, default_collate
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    default_collate,
+)
 
-__all__ = ["EpochRandomSampler", "TensorBatchDataset", "collate_batch", "make_loader"]
+__all__ = ["EpochRandomSampler", "TensorBatchDataset", "WidthBucketBatchSampler", "collate_batch", "make_loader"]
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """A generator seeded by ``(seed, epoch)``."""
+    return torch.Generator().manual_seed(int(seed) + 1_000_003 * int(epoch))
 
 
 class EpochRandomSampler(RandomSampler):
@@ -33,7 +49,73 @@ class EpochRandomSampler(RandomSampler):
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
-        self.generator.manual_seed(self.seed + 1_000_003 * int(epoch))
+        self.epoch = int(epoch)
+        self.generator = epoch_generator(self.seed, epoch)
+
+
+class WidthBucketBatchSampler(BatchSampler):
+    """Batches of samples of similar width, so that a batch padded to its widest sample is mostly content.
+
+    Takes the indices ``sampler`` yields (a shuffle for training, the dataset order
+    for evaluation) ``pool_batches * batch_size`` at a time (``None``: all at
+    once), sorts each pool by ``widths`` (stably) and cuts it into batches; with
+    ``shuffle`` the order of all the batches is then shuffled, so that no epoch
+    runs from narrow to wide. With ``drop_last`` the one short batch (the widest
+    of the last pool) is dropped.
+
+    The batches depend only on the sampler's order and ``(seed, epoch)``; the
+    epoch is the sampler's ``epoch`` attribute (0 without one), which
+    :class:`EpochRandomSampler` and ``DistributedSampler`` keep and Lightning sets
+    through ``set_epoch`` on ``batch_sampler.sampler`` before every epoch.
+
+    Under DDP Lightning (``use_distributed_sampler=True``, the default) re-creates
+    this sampler from its arguments with a ``DistributedSampler`` as ``sampler``
+    (a shuffle seeded by the run's seed and the epoch, for a shuffled loader):
+    each rank buckets its own shard, and as the shards are the same size, the
+    ranks run the same number of batches. Lightning can do so only for a loader
+    built inside a ``*_dataloader`` hook (where it records the arguments); a
+    loader built outside one and passed to ``fit`` under DDP makes Lightning raise
+    (a ``TypeError`` that says to set ``use_distributed_sampler=False``).
+
+    Args:
+        sampler: the indices to batch.
+        batch_size: samples per batch.
+        drop_last: drop the short batch.
+        widths: ``widths[i]`` of dataset index ``i`` (any sortable number).
+        pool_batches: batches per sorted pool; None sorts everything at once.
+        shuffle: shuffle the order of the batches.
+        seed: seeds that shuffle; None: torch's global generator.
+    """
+
+    def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool, widths: Sequence[int],
+                 pool_batches: int | None = 50, shuffle: bool = True, seed: int | None = 0):
+        super().__init__(sampler, batch_size, drop_last)
+        if pool_batches is not None and pool_batches < 1:
+            raise ValueError(f"pool_batches must be >= 1 or None, got {pool_batches}")
+        self.widths = list(widths)
+        self.pool_batches, self.shuffle, self.seed = pool_batches, shuffle, seed
+
+    @property
+    def epoch(self) -> int:
+        return int(getattr(self.sampler, "epoch", 0))
+
+    def batches(self) -> list[list[int]]:
+        """This epoch's batches of dataset indices."""
+        order = list(self.sampler)
+        pool = len(order) if self.pool_batches is None else self.pool_batches * self.batch_size
+        batches = []
+        for start in range(0, len(order), max(pool, 1)):
+            chunk = sorted(order[start : start + pool], key=self.widths.__getitem__)
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+            batches.pop()
+        if self.shuffle:
+            generator = None if self.seed is None else epoch_generator(self.seed, self.epoch)
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        return batches
+
+    def __iter__(self):
+        yield from self.batches()
 
 
 class TensorBatchDataset(Dataset):
@@ -91,6 +173,8 @@ def make_loader(
     drop_last: bool = False,
     collate_fn: Callable[[Any], Any] = collate_batch,
     pin_memory: bool = False,
+    widths: Sequence[int] | None = None,
+    pool_batches: int = 50,
 ) -> DataLoader:
     """Build a ``DataLoader`` wired for :class:`TensorBatchDataset`.
 
@@ -104,18 +188,26 @@ def make_loader(
         drop_last: drop the last incomplete batch.
         collate_fn: for datasets of single samples (default: :func:`collate_batch`).
         pin_memory: page-locked batches, for faster copies to a GPU.
+        widths: per-sample widths: batch samples of similar width
+            (:class:`WidthBucketBatchSampler`), in shuffled pools of ``pool_batches``
+            batches when shuffling, all sorted by width otherwise.
+        pool_batches: see ``widths``.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     sampler = EpochRandomSampler(dataset, seed) if shuffle and seed is not None else None
+    common = dict(num_workers=num_workers, collate_fn=collate_fn, pin_memory=pin_memory,
+                  persistent_workers=num_workers > 0)
+    if widths is not None:
+        order = sampler or (RandomSampler(dataset) if shuffle else SequentialSampler(dataset))
+        batches = WidthBucketBatchSampler(order, batch_size, drop_last, widths,
+                                          pool_batches if shuffle else None, shuffle, seed)
+        return DataLoader(dataset, batch_sampler=batches, **common)
     return DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle and sampler is None,
         sampler=sampler,
-        num_workers=num_workers,
-        collate_fn=collate_fn,
-        pin_memory=pin_memory,
         drop_last=drop_last,
-        persistent_workers=num_workers > 0,
+        **common,
     )

@@ -3,6 +3,10 @@
 Ids follow the classic PyTorch OCR layout: ``SOS = 0``, ``EOS = 1``, and the
 character on charset line ``i`` (0-based) is ``i + 2``. ``PAD`` and ``UNK`` come
 after the characters, so a charset's ids never depend on them.
+
+A character may appear on two charset lines (shipped charsets have such
+repeats): ids stay by line, so both ids decode to the character, and text
+encodes it to the id of its first line.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ class Tokenizer:
     """Maps text to token ids and back.
 
     Args:
-        charset: the characters, in id order; duplicates are an error.
+        charset: the characters, in id order (charset lines); a repeated character
+            keeps every id, and :meth:`encode` uses its first.
         use_unk: map characters outside the charset to ``UNK`` instead of raising.
     """
 
@@ -37,14 +42,11 @@ class Tokenizer:
 
     def __init__(self, charset: Sequence[str], use_unk: bool = False):
         chars = list(charset)
-        seen: dict[str, int] = {}
-        for i, c in enumerate(chars):
-            if c in seen:
-                raise ValueError(f"charset has {c!r} twice (entries {seen[c] + 1} and {i + 1})")
-            seen[c] = i
         self.chars = chars
         self.use_unk = use_unk
-        self._ids = {c: i + self._FIRST_CHAR for i, c in enumerate(chars)}
+        self._ids: dict[str, int] = {}
+        for i, c in enumerate(chars):
+            self._ids.setdefault(c, i + self._FIRST_CHAR)  # a repeated character encodes to its first line
         self.PAD = self._FIRST_CHAR + len(chars)
         self.UNK = self.PAD + 1
 
@@ -73,8 +75,19 @@ class Tokenizer:
         ids.append(self.EOS)
         return ids
 
-    def decode(self, ids: Iterable[int]) -> str:
-        """Text of ``ids`` up to the first ``EOS``; other specials are dropped (UNK shows as U+FFFD)."""
+    def encode_lines(self, lines: Sequence[int]) -> list[int]:
+        """Ids of 1-based charset line numbers (line ``k`` -> id ``k + 1``) followed by ``EOS``.
+
+        Raises:
+            ValueError: a line number outside ``1..len(chars)``.
+        """
+        bad = [k for k in lines if not 1 <= k <= len(self.chars)]
+        if bad:
+            raise ValueError(f"charset line {bad[0]} is outside 1..{len(self.chars)}")
+        return [k - 1 + self._FIRST_CHAR for k in lines] + [self.EOS]
+
+    def decode(self, ids: Iterable[int], unk: str = "\ufffd") -> str:
+        """Text of ``ids`` up to the first ``EOS``; other specials are dropped, UNK shows as ``unk``."""
         out = []
         for i in ids:
             i = int(i)
@@ -83,7 +96,7 @@ class Tokenizer:
             if self._FIRST_CHAR <= i < self.PAD:
                 out.append(self.chars[i - self._FIRST_CHAR])
             elif i == self.UNK:
-                out.append("\ufffd")
+                out.append(unk)
         return "".join(out)
 
     def batch_encode(self, texts: Sequence[str], max_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,6 +117,6 @@ class Tokenizer:
         lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
         return targets, lengths
 
-    def batch_decode(self, ids: torch.Tensor) -> list[str]:
-        """Decode each row of a ``(B, L)`` id tensor."""
-        return [self.decode(row) for row in ids.tolist()]
+    def batch_decode(self, ids: torch.Tensor, unk: str = "\ufffd") -> list[str]:
+        """Decode each row of a ``(B, L)`` id tensor (UNK shows as ``unk``)."""
+        return [self.decode(row, unk) for row in ids.tolist()]

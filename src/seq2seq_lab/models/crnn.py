@@ -6,6 +6,12 @@ seq2seq OCR reference: channels 64-128-256-256-512-512-512 (times
 7, and pooling that halves the height four times while keeping about a quarter
 of the width. A ``32 x W`` image gives ``W // 4 + 1`` columns of features (71
 for ``W = 280``), each column a step of the sequence the RNN layers read.
+
+Column ``j`` reads pixels ``4j - 24 .. 4j + 26``. Given content widths, the
+encoder appends :data:`RIGHT_MARGIN` replicated columns before the conv stack,
+so the last valid column of every row reads its own pixels (or its repeated
+last column), never the zero border of the batch: a valid column's features do
+not depend on how wide the batch is.
 """
 
 from __future__ import annotations
@@ -13,15 +19,19 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq_lab.models.cells import check_cell
 from seq2seq_lab.models.encoders import lengths_to_mask
 
-__all__ = ["BATCH_NORM", "CONV_CHANNELS", "CRNNEncoder", "MaxPool2x2", "conv_columns"]
+__all__ = ["BATCH_NORM", "CONV_CHANNELS", "CRNNEncoder", "MaxPool2x2", "RIGHT_MARGIN", "conv_columns"]
 
 CONV_CHANNELS = (64, 128, 256, 256, 512, 512, 512)
 BATCH_NORM = {"reference": (2, 4, 6), "all": tuple(range(7))}  # conv layers followed by BatchNorm (0-based)
 _RNN = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+# the last valid column of a w-pixel row (w // 4) reads pixels up to 4 (w // 4) + 26 <= w + 26: 27 past the
+# content, rounded up to a multiple of 4 (whole columns)
+RIGHT_MARGIN = 28
 
 
 def conv_columns(width: int | torch.Tensor) -> int | torch.Tensor:
@@ -90,8 +100,15 @@ class _BiRNN(nn.Module):
         nn.init.normal_(self.linear.weight, std=(2 * hidden_dim) ** -0.5)
         nn.init.zeros_(self.linear.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(x)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``x (B, T, I)``, ``lengths (B,)`` valid steps or None -> ``(B, T, O)``; with lengths,
+        each row is read over its valid steps only (packed), so its padding cannot reach them."""
+        steps = x.size(1)
+        if lengths is None or bool((lengths >= steps).all()):
+            out, _ = self.rnn(x)
+        else:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=steps)
         return self.linear(out)
 
 
@@ -118,8 +135,11 @@ class CRNNEncoder(nn.Module):
             reference) or ``all`` (on every conv: trains out of the initial plateau
             far sooner; ``5 * 2 * C'`` more parameters).
 
-    ``input_lengths`` given to :meth:`forward` are content widths in pixels
-    (``input_widths`` of the OCR batches); they mask the columns beyond the content.
+    ``input_lengths (B,)`` given to :meth:`forward` are content widths in pixels (the
+    ``input_lengths`` of the OCR batches). With them the images get :data:`RIGHT_MARGIN`
+    replicated columns before the conv stack (dropped again after it), the RNN layers read
+    each row's valid columns only (packed), and the mask and summary cover those columns:
+    a row's memory on its valid columns is the same however wide its batch is.
     """
 
     def __init__(
@@ -166,14 +186,22 @@ class CRNNEncoder(nn.Module):
         maps = maps.mean(2) if maps.size(2) > 1 else maps.squeeze(2)
         return maps.transpose(1, 2).contiguous()
 
+    def padded_features(self, images: torch.Tensor) -> torch.Tensor:
+        """:meth:`features` of ``images (B, C, H, W)`` with :data:`RIGHT_MARGIN` replicated columns
+        appended: ``(B, T', C')``, the ``T' = W // 4 + 1`` columns of the unpadded width."""
+        padded = F.pad(images, (0, RIGHT_MARGIN, 0, 0), mode="replicate")
+        return self.features(padded)[:, : conv_columns(images.size(3))]
+
     def forward(
         self, images: torch.Tensor, input_lengths: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = self.features(images)
-        for i, layer in enumerate(self.rnns):
-            x = layer(self.dropout(x) if i else x)
+        """``images (B, C, H, W)``, ``input_lengths (B,)`` pixel widths or None ->
+        ``memory (B, T', K)``, ``mask (B, T')``, ``summary (B, K)``."""
+        x = self.features(images) if input_lengths is None else self.padded_features(images)
         batch, steps, _ = x.shape
         lengths = None if input_lengths is None else conv_columns(input_lengths).clamp(1, steps)
+        for i, layer in enumerate(self.rnns):
+            x = layer(self.dropout(x) if i else x, lengths)
         mask = lengths_to_mask(lengths, batch, steps, x.device)  # (B, T')
         if lengths is None:
             summary = x.mean(1)

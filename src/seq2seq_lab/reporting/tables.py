@@ -93,7 +93,9 @@ def seeds_repeat(runs: list[Run]) -> bool:
     return any(len(g.runs) > 1 for g in group_runs(runs))
 
 
-def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_rows(header: list[str], rows: list[list[str]]) -> list[str]:
+    """The lines of a Markdown table (``|`` in a cell escaped)."""
+
     def line(cells: list[str]) -> str:
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
@@ -120,7 +122,7 @@ def markdown(runs: list[Run], title: str, plot_name: str | None = None) -> str:
         rows.append([run.job, run.status, *(run.params.get(k, "") for k in keys),
                      "" if params is None else f"{int(params):,}", *(fmt(run.number(m)) for m in metrics),
                      fmt(run.number(SECONDS_PER_EPOCH), 2)])
-    out += ["", "## Runs", "", *_markdown_table(header, rows)]
+    out += ["", "## Runs", "", *markdown_rows(header, rows)]
 
     if seeds_repeat(runs):
         group_keys = [k for k in keys if k != SEED_KEY]
@@ -133,7 +135,7 @@ def markdown(runs: list[Run], title: str, plot_name: str | None = None) -> str:
                 cells.append("" if mean is None else fmt(mean) + ("" if std is None else f" ± {fmt(std)}"))
             rows.append([*group.params.values(), f"{len(group.ok)}/{len(group.runs)}", *cells,
                          fmt(group.mean_std(SECONDS_PER_EPOCH)[0], 2)])
-        out += ["", "## Grouped over seeds", "", *_markdown_table(header, rows)]
+        out += ["", "## Grouped over seeds", "", *markdown_rows(header, rows)]
 
     failed = [r for r in runs if r.status != STATUS_OK]
     if failed:

@@ -67,6 +67,8 @@ class BaseSystem(L.LightningModule):
         loss, _ = self.compute_loss(batch)
         self.losses["train_loss"].update(loss.detach())  # update, not forward: no per-batch compute
         self.log("train/loss", self.losses["train_loss"], on_step=False, on_epoch=True, prog_bar=True)
+        # every trainer.log_every_n_steps: a long run shows its progress before the first epoch ends
+        self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False)
         return loss
 
     def _eval_step(self, batch: dict, stage: str) -> None:

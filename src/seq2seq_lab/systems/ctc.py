@@ -7,7 +7,7 @@ import torch
 from seq2seq_lab.data.tokenizer import Tokenizer
 from seq2seq_lab.models.ctc import CTCModel, ctc_greedy, ctc_loss
 from seq2seq_lab.systems.base import BaseSystem, check_vocabulary
-from seq2seq_lab.systems.text_metrics import text_metrics
+from seq2seq_lab.systems.text_metrics import decode_references, text_metrics
 
 __all__ = ["CTCSystem"]
 
@@ -50,7 +50,7 @@ class CTCSystem(BaseSystem):
         log_probs, lengths = outputs
         rows, _ = ctc_greedy(log_probs, lengths, self.blank)
         texts = [self.tokenizer.decode(r) for r in rows]
-        refs = self.tokenizer.batch_decode(batch["targets"])
+        refs = decode_references(self.tokenizer, batch["targets"])
         for metric in self.text_metrics[stage].values():
             metric.update(texts, refs)
 
@@ -58,8 +58,11 @@ class CTCSystem(BaseSystem):
         return dict(self.text_metrics[stage])
 
     @torch.no_grad()
-    def transcribe(self, images: torch.Tensor) -> tuple[list[str], torch.Tensor]:
-        """Texts of ``images (B, C, H, W)`` and ``(B,)`` confidences: the geometric mean over the
-        columns of the best path's probabilities (``exp`` of their mean log-probability)."""
-        rows, scores, lengths = self(images)
+    def transcribe(
+        self, images: torch.Tensor, input_lengths: torch.Tensor | None = None
+    ) -> tuple[list[str], torch.Tensor]:
+        """Texts of ``images (B, C, H, W)`` (``input_lengths (B,)``: their widths before padding;
+        None: all ``W``) and ``(B,)`` confidences: the geometric mean over the valid columns of
+        the best path's probabilities (``exp`` of their mean log-probability)."""
+        rows, scores, lengths = self(images, input_lengths)
         return [self.tokenizer.decode(r) for r in rows], (scores / lengths.clamp(min=1)).exp()

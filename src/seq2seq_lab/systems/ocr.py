@@ -8,7 +8,7 @@ from seq2seq_lab.data.tokenizer import Tokenizer
 from seq2seq_lab.models.ctc import ctc_loss
 from seq2seq_lab.models.search import until_eos
 from seq2seq_lab.systems.seq2seq import Seq2SeqSystem, align_predictions
-from seq2seq_lab.systems.text_metrics import text_metrics
+from seq2seq_lab.systems.text_metrics import decode_references, text_metrics
 
 __all__ = ["OCRSystem"]
 
@@ -61,8 +61,9 @@ class OCRSystem(Seq2SeqSystem):
         targets = batch["targets"]  # (B, L)
         tokens, _, _ = self(batch["inputs"], batch.get("input_lengths"), max_length=targets.size(1))
         preds = align_predictions(tokens, targets.size(1), self.tokenizer.EOS, self.tokenizer.PAD)  # (B, L)
-        self.exact_match[stage].update(preds, targets)
-        texts, refs = self.tokenizer.batch_decode(preds), self.tokenizer.batch_decode(targets)
+        unk = targets == self.tokenizer.UNK  # (B, L): a reference UNK is wrong whatever the prediction
+        self.exact_match[stage].update(preds.masked_fill(unk, self.tokenizer.PAD), targets)
+        texts, refs = self.tokenizer.batch_decode(preds), decode_references(self.tokenizer, targets)
         for metric in self.text_metrics[stage].values():
             metric.update(texts, refs)
 
@@ -70,9 +71,12 @@ class OCRSystem(Seq2SeqSystem):
         return {"acc": self.exact_match[stage], **self.text_metrics[stage]}
 
     @torch.no_grad()
-    def transcribe(self, images: torch.Tensor) -> tuple[list[str], torch.Tensor]:
-        """Texts of ``images (B, C, H, W)`` and ``(B,)`` confidences: the geometric mean of the
-        probabilities of the decoded tokens, EOS included (``exp`` of their mean log-probability)."""
-        tokens, scores, _ = self(images)  # (B, L'), (B,)
+    def transcribe(
+        self, images: torch.Tensor, input_lengths: torch.Tensor | None = None
+    ) -> tuple[list[str], torch.Tensor]:
+        """Texts of ``images (B, C, H, W)`` (``input_lengths (B,)``: their widths before padding;
+        None: all ``W``) and ``(B,)`` confidences: the geometric mean of the probabilities of the
+        decoded tokens, EOS included (``exp`` of their mean log-probability)."""
+        tokens, scores, _ = self(images, input_lengths)  # (B, L'), (B,)
         confidence = (scores.float() / until_eos(tokens, self.tokenizer.EOS).sum(1).clamp(min=1)).exp()
         return self.tokenizer.batch_decode(tokens), confidence

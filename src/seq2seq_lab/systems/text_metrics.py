@@ -5,6 +5,10 @@
   (:class:`torchmetrics.text.CharErrorRate`).
 * ``ned``: 1 - NED, the mean over lines of ``1 - ED / max(len(pred), len(target))``
   (1 for two empty lines), as in the ICDAR 2019 ReCTS/LSVT evaluations.
+
+References come from :func:`decode_references`: a reference character that the
+tokenizer mapped to UNK becomes a sentinel that no prediction can hold, so it
+is an error whatever the model answers (a predicted UNK included).
 """
 
 from __future__ import annotations
@@ -16,7 +20,25 @@ from torch import nn
 from torchmetrics import Metric
 from torchmetrics.text import CharErrorRate
 
-__all__ = ["LineAccuracy", "NormalizedEditSimilarity", "edit_distance", "text_metrics"]
+__all__ = ["LineAccuracy", "NormalizedEditSimilarity", "decode_references", "edit_distance", "reference_unk",
+           "text_metrics"]
+
+# candidates for the reference-UNK sentinel: noncharacters, never in real text
+_SENTINELS = ("\uffff", "\ufffe", "\U0010ffff", "\U0010fffe", "\U000fffff")
+
+
+def reference_unk(tokenizer) -> str:
+    """A character that ``tokenizer`` never decodes to: not in its charset and not its UNK (U+FFFD)."""
+    chars = set(tokenizer.chars)
+    for c in _SENTINELS:
+        if c not in chars:
+            return c
+    raise ValueError("the charset holds every reference-UNK sentinel; cannot score UNK references")
+
+
+def decode_references(tokenizer, targets: torch.Tensor) -> list[str]:
+    """Reference texts of ``targets (B, L)`` for the metrics, UNK decoded to :func:`reference_unk`."""
+    return tokenizer.batch_decode(targets, unk=reference_unk(tokenizer))
 
 
 def edit_distance(a: Sequence, b: Sequence) -> int:

@@ -8,6 +8,7 @@ exist but cannot be decoded are found when loaded, by :class:`OCRDataset`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Sequence
@@ -18,9 +19,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from seq2seq_lab.data.batching import make_loader
-from seq2seq_lab.data.charset import read_charset
+from seq2seq_lab.data.charset import DUPLICATE_POLICIES, read_charset
 from seq2seq_lab.data.ocr.lmdb_io import LMDBSource, is_lmdb_dir
 from seq2seq_lab.data.ocr.sources import (
+    LABEL_FORMATS,
     BadSampleError,
     ListFileSource,
     MissingSourceError,
@@ -28,6 +30,7 @@ from seq2seq_lab.data.ocr.sources import (
     index_samples,
 )
 from seq2seq_lab.data.ocr.transforms import LineImageTransform
+from seq2seq_lab.data.ocr.widths import header_size, pad_batch
 from seq2seq_lab.data.tokenizer import Tokenizer
 from seq2seq_lab.errors import ConfigError
 
@@ -40,8 +43,12 @@ UNKNOWN_CHAR_POLICIES = ("error", "skip", "unk")
 SplitSpec = str | os.PathLike | Sequence[str | os.PathLike] | None
 
 
-def open_sources(spec: SplitSpec) -> list[ListFileSource | LMDBSource]:
+def open_sources(spec: SplitSpec, label_format: str = "auto", charset_lines: Sequence[str] | None = None,
+                 charset_name: str = "charset") -> list[ListFileSource | LMDBSource]:
     """One source per path in ``spec`` (a path or a list of paths): LMDB dirs or list files.
+
+    ``label_format``, ``charset_lines`` and ``charset_name`` go to each
+    :class:`ListFileSource` (LMDB labels are always text).
 
     Raises:
         MissingSourceError: a path is missing, or is a directory without ``data.mdb``.
@@ -55,7 +62,7 @@ def open_sources(spec: SplitSpec) -> list[ListFileSource | LMDBSource]:
                 raise MissingSourceError(f"{p}: directory is not an LMDB database (no data.mdb)")
             sources.append(LMDBSource(p))
         elif os.path.isfile(p):
-            sources.append(ListFileSource(p))
+            sources.append(ListFileSource(p, label_format, charset_lines, charset_name))
         else:
             raise MissingSourceError(f"{p}: no such list file or LMDB directory")
     return sources
@@ -64,8 +71,8 @@ def open_sources(spec: SplitSpec) -> list[ListFileSource | LMDBSource]:
 class OCRDataset(Dataset):
     """Indexed samples -> images and encoded targets.
 
-    Item ``i`` is a dict: ``inputs (C, H, W)`` float32 in [-1, 1], ``input_widths ()`` long
-    (content columns before padding), ``targets (L,)`` long with ``L = max_length + 1``
+    Item ``i`` is a dict: ``inputs (C, H, w)`` float32 in [-1, 1] (unpadded, ``w <= W``),
+    ``input_lengths ()`` long (``w``, in pixels), ``targets (L,)`` long with ``L = max_length + 1``
     (``chars..., EOS, PAD...``), ``target_lengths ()`` long (incl. EOS), ``texts`` str.
 
     An image that cannot be read raises :class:`BadSampleError` (``skip=False``),
@@ -84,6 +91,16 @@ class OCRDataset(Dataset):
         self.transform = transform
         self.skip = skip
         self.bad = torch.zeros(len(self.samples), dtype=torch.bool).share_memory_()  # (N,)
+        self._widths: list[int] | None = None
+
+    def widths(self) -> list[int]:
+        """Each sample's width after the transform (``<= W``), from its image header: read on the
+        first call, then cached. An image whose header cannot be read counts as ``W`` wide."""
+        if self._widths is None:
+            sizes = [header_size(sample.load) for sample in self.samples]
+            self._widths = [self.transform.width if size is None else self.transform.scaled_width(size)
+                            for size in sizes]
+        return self._widths
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -117,24 +134,33 @@ class OCRDataset(Dataset):
         else:
             raise BadSampleError(f"no readable image among the {n} samples (first: {self.samples[0].origin})")
         image, width = result
-        ids = self.tokenizer.encode(sample.label)  # chars..., EOS
+        # chars..., EOS; an index-form label keeps its charset lines (a repeated character's line)
+        ids = self.tokenizer.encode_lines(sample.lines) if sample.lines else self.tokenizer.encode(sample.label)
         targets = torch.full((self.max_length + 1,), self.tokenizer.PAD, dtype=torch.long)
         targets[: len(ids)] = torch.tensor(ids, dtype=torch.long)
         return {
             "inputs": image,
-            "input_widths": torch.tensor(width, dtype=torch.long),
+            "input_lengths": torch.tensor(width, dtype=torch.long),
             "targets": targets,
             "target_lengths": torch.tensor(len(ids), dtype=torch.long),
             "texts": sample.label,
         }
 
 
-def collate_ocr(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack items: ``inputs (B, C, H, W)``, ``input_widths (B,)``, ``targets (B, L)``,
-    ``target_lengths (B,)``, ``texts`` list of B str. Module-level, so it pickles for workers."""
+def collate_ocr(items: list[dict[str, Any]], max_width: int | None = None, fixed_width: bool = False) -> dict[str, Any]:
+    """Stack items: ``inputs (B, C, H, W)``, ``input_lengths (B,)`` (pixel widths before padding),
+    ``targets (B, L)``, ``target_lengths (B,)``, ``texts`` list of B str.
+
+    Each image is padded on the right by repeating its last column, to ``W =
+    max_width`` with ``fixed_width``, else to the widest image of the batch
+    (rounded up to a multiple of 4, at most ``max_width``: see
+    :func:`~seq2seq_lab.data.ocr.widths.batch_width`). Module-level, so it pickles
+    for workers (bind the options with ``functools.partial``).
+    """
+    inputs, lengths = pad_batch([it["inputs"] for it in items], max_width, fixed_width)
     return {
-        "inputs": torch.stack([it["inputs"] for it in items]),
-        "input_widths": torch.stack([it["input_widths"] for it in items]),
+        "inputs": inputs,
+        "input_lengths": lengths,
         "targets": torch.stack([it["targets"] for it in items]),
         "target_lengths": torch.stack([it["target_lengths"] for it in items]),
         "texts": [it["texts"] for it in items],
@@ -151,8 +177,8 @@ class OCRDataModule(L.LightningDataModule):
 
     Batches are dicts (``L = max_length + 1``)::
 
-        inputs          float32 (B, C, H, W) in [-1, 1]
-        input_widths    long    (B,)  image columns before right padding (<= W)
+        inputs          float32 (B, C, H, W') in [-1, 1], W' <= W: the widest of the batch
+        input_lengths   long    (B,)  each image's width in pixels before right padding (<= W')
         targets         long    (B, L) chars..., EOS, PAD...
         target_lengths  long    (B,)  incl. EOS
         texts           list of B str
@@ -163,9 +189,15 @@ class OCRDataModule(L.LightningDataModule):
 
     Args:
         train, val, test: a list file, an LMDB directory, or a list of them; ``None`` for none.
-        charset: charset file, one character per line.
+        charset: charset file, one character per line (line ``k`` is id ``k + 1``).
+        on_duplicate_char: a character on two charset lines: ``"warn"`` (logged; both
+            ids decode to it, text labels use the first line) or ``"error"``.
+        label_format: list-file labels as ``"text"``, ``"index"`` (charset line
+            numbers, 1-based, as in the Synthetic Chinese String Dataset) or ``"auto"``
+            (decided per file, text when ambiguous; see ``sources.detect_label_format``).
         max_length: longest label in characters.
-        height, width, channels: output image size and channels (1 or 3).
+        height, width, channels: image height, maximum width and channels (1 or 3). Lines keep
+            their aspect ratio at ``height``; wider ones than ``width`` are squashed to it.
         batch_size: training batch size; ``eval_batch_size`` for val/test (default: the same).
         num_workers: DataLoader workers.
         augment: light augmentation of training images.
@@ -174,6 +206,11 @@ class OCRDataModule(L.LightningDataModule):
         val_fraction: when ``val`` is None, hold out this seeded fraction of train.
         seed: seeds the val split and the training shuffle.
         pin_memory: DataLoader ``pin_memory``.
+        bucket_by_width: batch lines of similar width (:class:`~seq2seq_lab.data.batching.WidthBucketBatchSampler`: shuffled
+            pools of 50 batches sorted by width), and sort val/test by width; widths come from
+            the image headers, read once per split. False: plain shuffle, file order.
+        fixed_width: pad every batch to ``width`` (one input size). With ``bucket_by_width: false``
+            a data set of ``width``-wide images gives the batches it gave before variable widths.
     """
 
     def __init__(
@@ -195,11 +232,17 @@ class OCRDataModule(L.LightningDataModule):
         val_fraction: float = 0.0,
         seed: int = 42,
         pin_memory: bool = False,
+        bucket_by_width: bool = True,
+        fixed_width: bool = False,
+        on_duplicate_char: str = "warn",
+        label_format: str = "auto",
     ):
         super().__init__()
         _check_choice("on_bad_sample", on_bad_sample, BAD_SAMPLE_POLICIES)
         _check_choice("on_unknown_char", on_unknown_char, (None, *UNKNOWN_CHAR_POLICIES))
         _check_choice("channels", channels, (1, 3))
+        _check_choice("on_duplicate_char", on_duplicate_char, DUPLICATE_POLICIES)
+        _check_choice("label_format", label_format, LABEL_FORMATS)
         for name, value, low in (("max_length", max_length, 1), ("batch_size", batch_size, 1),
                                  ("num_workers", num_workers, 0), ("height", height, 1), ("width", width, 1)):
             if not isinstance(value, int) or value < low:
@@ -211,7 +254,8 @@ class OCRDataModule(L.LightningDataModule):
         self.save_hyperparameters()
         self.specs = {"train": train, "val": val, "test": test}
         self.charset_path = os.fspath(charset)
-        self.charset = read_charset(self.charset_path)
+        self.charset = read_charset(self.charset_path, on_duplicate_char)
+        self.label_format = label_format
         self.max_length = max_length
         self.height, self.width, self.channels = height, width, channels
         self.batch_size = batch_size
@@ -223,6 +267,7 @@ class OCRDataModule(L.LightningDataModule):
         self.val_fraction = val_fraction
         self.seed = seed
         self.pin_memory = pin_memory
+        self.bucket_by_width, self.fixed_width = bucket_by_width, fixed_width
 
         self.tokenizer = Tokenizer(self.charset, use_unk=(on_unknown_char or on_bad_sample) == "unk")
         self.output_dim = self.tokenizer.vocab_size
@@ -244,7 +289,7 @@ class OCRDataModule(L.LightningDataModule):
 
     def _index(self, split: str, spec: SplitSpec) -> list[Sample]:
         """Read and check one split's samples; log what was skipped."""
-        sources = open_sources(spec)
+        sources = open_sources(spec, self.label_format, self.charset, self.charset_path)
         if not sources:
             raise ValueError(f"data.{split} is empty")
         samples, skipped = index_samples(sources, self.charset, self.max_length, self.on_bad_sample,
@@ -289,9 +334,11 @@ class OCRDataModule(L.LightningDataModule):
             self.setup(stage)
         if split not in self.datasets:
             raise ConfigError(f"no {split} data configured (data.{split} is null)")
+        dataset = self.datasets[split]
         return make_loader(
-            self.datasets[split], batch_size, shuffle, self.num_workers, seed=self.seed,
-            collate_fn=collate_ocr, pin_memory=self.pin_memory,
+            dataset, batch_size, shuffle, self.num_workers, seed=self.seed,
+            collate_fn=functools.partial(collate_ocr, max_width=self.width, fixed_width=self.fixed_width),
+            pin_memory=self.pin_memory, widths=dataset.widths() if self.bucket_by_width else None,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -5,30 +5,48 @@ list files and ``lmdb_io.LMDBSource`` reads LMDB databases. :func:`index_samples
 runs the checks that need no image decoding (charset, empty label, length,
 duplicates, missing file) over one or more sources and applies the policy.
 
-List-file format, one sample per line::
+List-file format, one sample per line, with the label as text::
 
     images/000001.jpg 你好世界
     images/000002.jpg hello world
+
+or as charset line numbers (the *index* form of the Synthetic Chinese String
+Dataset: ``k`` names line ``k``, 1-based, of the charset file)::
+
+    22240671_1034114836.jpg 35 50 27 45 637 1543 210 10 431 426
 
 * the image path is relative to the list file's directory (absolute paths work
   too); it cannot contain a space or a tab;
 * the label is the rest of the line after the first space or tab, kept as is
   (it may contain spaces); only the line ending is stripped;
 * blank lines are skipped; a line without a label is an ``empty_label`` problem;
-* labels are text. The variant that stores labels as space-separated charset
-  indices is not supported (its digits would be read as characters).
+* ``label_format`` picks the form: ``"text"``, ``"index"``, or ``"auto"`` (the
+  default), which decides per file, see :func:`detect_label_format`. An index
+  label is split on whitespace; its text is the characters of those lines, and
+  the sample keeps the line numbers (``Sample.lines``), so a character that the
+  charset repeats keeps the id of the line the label names. An index that is
+  not an integer in ``1..len(charset lines)`` in an index-form file is a
+  :class:`BadSampleError` naming the file and line (whatever ``on_bad_sample``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 from seq2seq_lab.data.charset import read_utf8
 from seq2seq_lab.errors import LabError
 
-__all__ = ["PROBLEMS", "BadSampleError", "FileImage", "ListFileSource", "MissingSourceError", "Sample", "index_samples"]
+__all__ = ["LABEL_FORMATS", "PROBLEMS", "BadSampleError", "FileImage", "ListFileSource", "MissingSourceError",
+           "Sample", "detect_label_format", "index_samples"]
+
+log = logging.getLogger(__name__)
+
+LABEL_FORMATS = ("auto", "text", "index")  # how a list file writes its labels
+_INDEX_TOKEN = re.compile(r"[0-9]+")
 
 # every per-sample problem, in the order they are checked
 PROBLEMS = ("empty_label", "unknown_char", "too_long", "duplicate", "missing_image", "bad_image")
@@ -51,6 +69,8 @@ class Sample(NamedTuple):
     label: the text.
     origin: ``"file:line"`` or ``"<lmdb path>:image-000000012"``, for messages.
     note: why ``label`` is empty, when the reader knows (e.g. "no label after the image path").
+    lines: for an index-form label, its 1-based charset line numbers (``len(label)`` of
+        them), which the targets use instead of encoding ``label``; else empty.
     """
 
     key: str
@@ -58,6 +78,7 @@ class Sample(NamedTuple):
     label: str
     origin: str
     note: str = ""
+    lines: tuple[int, ...] = ()
 
 
 class FileImage:
@@ -89,34 +110,117 @@ class FileImage:
         return f"FileImage({self.path!r})"
 
 
+def _index_label(label: str, num_lines: int) -> list[int] | None:
+    """The line numbers of an index-form label, or None when it is not one (a token that is
+    not a decimal integer in ``1..num_lines``)."""
+    tokens = label.split()
+    if not all(_INDEX_TOKEN.fullmatch(t) for t in tokens):
+        return None
+    lines = [int(t) for t in tokens]
+    return lines if all(1 <= k <= num_lines for k in lines) else None
+
+
+def detect_label_format(labels: Sequence[str], num_lines: int) -> str:
+    """``"index"`` or ``"text"``: the form of a list file's ``labels``.
+
+    Index form needs every non-blank label to be whitespace-separated decimal
+    integers within ``1..num_lines`` (the charset's lines) and at least one label
+    to have two or more of them. Ambiguity is resolved in favour of text: a file
+    whose labels are all one integer (``"img.jpg 42"``) is text, as a label of
+    digits is a valid text line; so is a file with no labels or no charset
+    (``num_lines == 0``). Set ``label_format`` to overrule.
+    """
+    labels = [lb for lb in labels if lb.strip()]
+    if not labels or num_lines < 1:
+        return "text"
+    several = False
+    for label in labels:
+        lines = _index_label(label, num_lines)
+        if lines is None:
+            return "text"
+        several = several or len(lines) > 1
+    return "index" if several else "text"
+
+
 class ListFileSource:
-    """Samples of one list file (``relative/path.jpg label`` per line).
+    """Samples of one list file (``relative/path.jpg label`` per line; see the module docstring).
+
+    Args:
+        list_path: the list file.
+        label_format: ``"auto"``, ``"text"`` or ``"index"``.
+        charset_lines: the charset file's lines (one character each), which index
+            labels name; without them a file is read as text (``"index"`` is an error).
+        charset_name: the charset file, for messages.
+
+    ``form`` is the label form of the last read (``None`` before the first).
 
     Raises (when iterated):
         FileNotFoundError: the list file is missing.
-        BadSampleError: the list file is not UTF-8 (names the line).
+        BadSampleError: the list file is not UTF-8, or (index form) a label is not
+            charset line numbers (names the line).
     """
 
-    def __init__(self, list_path: str | os.PathLike):
+    def __init__(self, list_path: str | os.PathLike, label_format: str = "auto",
+                 charset_lines: Sequence[str] | None = None, charset_name: str = "charset"):
+        if label_format not in LABEL_FORMATS:
+            raise ValueError(f"label_format must be one of {', '.join(map(repr, LABEL_FORMATS))}; "
+                             f"got {label_format!r}")
+        if label_format == "index" and not charset_lines:
+            raise ValueError("label_format='index' needs the charset lines")
         self.path = os.fspath(list_path)
         self.root = os.path.dirname(os.path.abspath(self.path))
+        self.label_format = label_format
+        self.charset_lines = list(charset_lines or [])
+        self.charset_name = charset_name
+        self.form: str | None = None
 
     def __repr__(self) -> str:
         return f"ListFileSource({self.path!r})"
 
-    def __iter__(self) -> Iterator[Sample]:
+    def _rows(self) -> list[tuple[int, str, str, str]]:
+        """``(lineno, image path as written, label, note)`` of each non-blank line (see :class:`Sample`)."""
         text = read_utf8(self.path, BadSampleError, "list file")
-        root = self.root
+        rows = []
         for lineno, line in enumerate(text.split("\n"), start=1):
             if line.endswith("\r"):
                 line = line[:-1]
             if not line.strip():
                 continue
             cut = min((i for i in (line.find(" "), line.find("\t")) if i >= 0), default=-1)
-            rel, label = (line, "") if cut < 0 else (line[:cut], line[cut + 1:])
-            note = "no label after the image path" if cut < 0 else ""
-            path = os.path.normpath(os.path.join(root, rel))
-            yield Sample(path, FileImage(path), label, f"{self.path}:{lineno}", note)
+            rows.append((lineno, line, "", "no label after the image path") if cut < 0
+                        else (lineno, line[:cut], line[cut + 1:], ""))
+        return rows
+
+    def _choose_form(self, labels: Sequence[str]) -> str:
+        """The label form of this read (logged)."""
+        if self.label_format != "auto":
+            form, how = self.label_format, "label_format"
+        else:
+            form, how = detect_label_format(labels, len(self.charset_lines)), "detected"
+        log.info("%s: labels read as %s (%s)", self.path, form, how)
+        return form
+
+    def _lines(self, label: str, origin: str) -> tuple[int, ...]:
+        """Charset line numbers of an index-form label; BadSampleError names ``origin`` and the bad index."""
+        n = len(self.charset_lines)
+        for token in label.split():
+            if not _INDEX_TOKEN.fullmatch(token) or not 1 <= int(token) <= n:
+                what = "out of range" if _INDEX_TOKEN.fullmatch(token) else "not an integer"
+                raise BadSampleError(f"{origin}: index {token!r} in label {label.strip()!r} is {what}: "
+                                     f"expected charset lines 1..{n} of {self.charset_name}")
+        return tuple(int(t) for t in label.split())
+
+    def __iter__(self) -> Iterator[Sample]:
+        rows = self._rows()
+        self.form = self._choose_form([row[2] for row in rows])
+        for lineno, rel, label, note in rows:
+            origin = f"{self.path}:{lineno}"
+            lines: tuple[int, ...] = ()
+            if self.form == "index":
+                lines = self._lines(label, origin) if label.strip() else ()
+                label = "".join(self.charset_lines[k - 1] for k in lines)
+            path = os.path.normpath(os.path.join(self.root, rel))
+            yield Sample(path, FileImage(path), label, origin, note, lines)
 
 
 def _problem(sample: Sample, charset: frozenset[str], charset_name: str, max_length: int,

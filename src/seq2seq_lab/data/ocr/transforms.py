@@ -1,4 +1,4 @@
-"""Text-line image transforms with Pillow only: decode, resize to a fixed height, pad, normalise.
+"""Text-line image transforms with Pillow only: decode, resize to a fixed height, normalise.
 
 :class:`LineImageTransform` turns encoded image bytes into a float32 tensor
 ``(C, H, W)`` in ``[-1, 1]``:
@@ -6,12 +6,13 @@
 1. decode (EXIF orientation applied; transparency composited on white);
 2. convert to ``L`` (``channels=1``) or ``RGB`` (``channels=3``);
 3. resize to height ``H`` keeping the aspect ratio (area filter when shrinking,
-   bilinear when enlarging); an image that would then be wider than ``W`` is
-   squashed to exactly ``W``;
+   bilinear when enlarging); an image that would then be wider than the maximum
+   width ``W`` is squashed to exactly ``W``, a narrower one is not stretched;
 4. optionally augment (small affine, brightness/contrast, blur);
-5. pad on the right to ``W`` by repeating the last column, so the padding looks
-   like the line's own background rather than a hard black edge;
-6. scale ``0..255`` to ``[-1, 1]``.
+5. scale ``0..255`` to ``[-1, 1]``.
+
+Images keep their own width ``w <= W``; the collate pads a batch to its widest
+image (:mod:`seq2seq_lab.data.ocr.widths`).
 
 Randomness comes from torch's global generator, which DataLoader seeds per worker.
 """
@@ -20,25 +21,72 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 
 import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps, ImageStat
 
-__all__ = ["LineImageTransform", "decode_image"]
+__all__ = ["MAX_PIXELS", "ImageTooLargeError", "LineImageTransform", "decode_image"]
 
 _MODES = {1: "L", 3: "RGB"}
+MAX_PIXELS = 50_000_000  # width * height above which decode_image refuses an image (a decompression bomb)
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")  # 16/32-bit integer and float grayscale
+
+
+class ImageTooLargeError(ValueError):
+    """An image has more than :data:`MAX_PIXELS` pixels; refused before decoding."""
+
+
+def _open(data: bytes) -> Image.Image:
+    """``Image.open`` (header only) that refuses more than :data:`MAX_PIXELS` pixels."""
+    limit = f"more than the limit of {MAX_PIXELS:,} pixels (transforms.MAX_PIXELS)"
+    try:
+        with warnings.catch_warnings():  # Pillow's own, higher, limit warns; ours is the one that counts
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as err:
+        raise ImageTooLargeError(f"image too large: {err}; {limit}") from None
+    w, h = img.size
+    if w * h > MAX_PIXELS:
+        img.close()
+        raise ImageTooLargeError(f"image too large: {w}x{h} = {w * h:,} pixels, {limit}")
+    return img
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """A 16/32-bit integer or float grayscale image as ``L``, scaled (never clipped) to ``0..255``.
+
+    ``I;16*``: by the dtype (``/ 257``). ``I``: as 16-bit when every value is in
+    ``0..65535`` (16-bit PNGs open as ``I``), else by its own ``min..max``. ``F``:
+    ``* 255`` when every value is in ``[0, 1]``, else by its ``min..max``. NaN is 0;
+    a constant image outside the dtype range is black.
+    """
+    arr = np.nan_to_num(np.asarray(img, dtype=np.float64))  # (h, w)
+    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+    if img.mode.startswith("I;16") or (img.mode == "I" and lo >= 0 and hi <= 65535):
+        arr = arr / 257.0
+    elif img.mode == "F" and lo >= 0 and hi <= 1:
+        arr = arr * 255.0
+    else:
+        arr = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
+    return Image.fromarray(np.rint(arr).astype(np.uint8), "L")
 
 
 def decode_image(data: bytes, mode: str) -> Image.Image:
     """Decode encoded image bytes into a fully loaded ``mode`` (``"L"`` / ``"RGB"``) image.
 
+    16-bit and float grayscale are scaled to ``0..255`` (see :func:`_to_8bit`), not clipped.
+
     Raises:
+        ImageTooLargeError: more than :data:`MAX_PIXELS` pixels ("image too large", with the limit).
         PIL.UnidentifiedImageError, OSError, ValueError, ...: the bytes are not a readable image.
     """
-    with Image.open(io.BytesIO(data)) as img:
+    with _open(data) as img:
         img.load()
         img = ImageOps.exif_transpose(img)
+        if img.mode in _WIDE_MODES:
+            img = _to_8bit(img)
         if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
             rgba = img.convert("RGBA")
             img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
@@ -50,16 +98,16 @@ def _uniform(low: float, high: float) -> float:
 
 
 class LineImageTransform:
-    """Encoded image bytes -> float32 ``(C, H, W)`` in ``[-1, 1]``, plus the content width.
+    """Encoded image bytes -> float32 ``(C, H, w)`` in ``[-1, 1]``, plus its width ``w``.
 
     Args:
         height: output height ``H``.
-        width: output width ``W``.
+        width: maximum output width ``W``: wider lines are squashed to it.
         channels: 1 (grayscale) or 3 (RGB).
         augment: apply light random augmentation (training only).
 
-    ``transform(data)`` returns ``(image, content_width)``: ``content_width`` is
-    the number of columns (``<= W``) that hold the resized line before padding.
+    ``transform(data)`` returns ``(image, w)``: the line resized to height ``H``
+    with its aspect ratio, ``w = scaled_width(size) <= W`` columns, unpadded.
     """
 
     def __init__(self, height: int = 32, width: int = 280, channels: int = 3, augment: bool = False):
@@ -74,10 +122,15 @@ class LineImageTransform:
         return (f"LineImageTransform(height={self.height}, width={self.width}, "
                 f"channels={self.channels}, augment={self.augment})")
 
+    def scaled_width(self, size: tuple[int, int]) -> int:
+        """Width in ``1..W`` of an image of ``size = (w, h)`` resized to height ``H``."""
+        w, h = size
+        return min(self.width, max(1, round(w * self.height / h)))
+
     def resize(self, img: Image.Image) -> Image.Image:
         """Resize to height ``H`` keeping the aspect ratio; squash to ``W`` when wider."""
         w, h = img.size
-        new_w = min(self.width, max(1, round(w * self.height / h)))
+        new_w = self.scaled_width(img.size)
         if (new_w, self.height) == (w, h):
             return img
         shrink = new_w < w and self.height < h
@@ -120,8 +173,5 @@ class LineImageTransform:
         arr = np.array(img, dtype=np.uint8)  # (h, w) or (h, w, 3), a writable copy
         if arr.ndim == 2:
             arr = arr[:, :, None]
-        content = arr.shape[1]
-        if content < self.width:
-            arr = np.pad(arr, ((0, 0), (0, self.width - content), (0, 0)), mode="edge")
-        x = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).to(torch.float32)  # (C, H, W)
-        return x.div_(127.5).sub_(1.0), content
+        x = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).to(torch.float32)  # (C, H, w)
+        return x.div_(127.5).sub_(1.0), arr.shape[1]

@@ -4,11 +4,19 @@ Output, under ``out_dir``::
 
     images/000000123.jpg          one image per sample, named by its global index
     train.txt val.txt test.txt    "images/000000123.jpg <label>", sorted by index
+    test_heldout.txt              with num_test_heldout > 0: lines drawn only in heldout_fonts
+    fonts.tsv                     style real: "images/000000123.jpg<TAB>font face" for every image
     charset.txt                   the charset, one character per line
-    manifest.json                 the arguments, the counts and whether the corpus is complete
+    manifest.json                 the arguments, the counts, the fonts and whether the corpus is complete
     lmdb/{train,val,test}/        with lmdb=true: the same samples in the scene-text LMDB layout
 
-Sample ``i`` (train first, then val, then test) is drawn with
+Two styles: ``simple`` (:func:`~seq2seq_lab.data.synth.render.render_line`, fixed-size
+lines in fonts that cover the whole charset, looks set by ``render``) and ``real``
+(:func:`~seq2seq_lab.data.synth.look.render_real_line`, natural-width lines, each in
+a face that covers that line, looks set by ``look``). The held-out split's fonts
+never draw a training line.
+
+Sample ``i`` (train first, then val, test and test_heldout) is drawn with
 ``numpy.random.default_rng([seed, i])`` alone, so any number of workers writes
 the same corpus. Run again with the same arguments, a complete corpus is
 reused as it is; with other arguments it is refused unless ``overwrite=true``.
@@ -27,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -36,16 +45,20 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from seq2seq_lab.data.synth.faces import FontFace, faces_for, resolve_faces
 from seq2seq_lab.data.synth.fonts import find_fonts
+from seq2seq_lab.data.synth.look import LookConfig, render_real_line
 from seq2seq_lab.data.synth.render import RenderConfig, render_line
-from seq2seq_lab.data.synth.text import TextSampler, load_charset, read_text_lines
+from seq2seq_lab.data.synth.text import TextSampler, load_charset, read_text_source, text_source_file
 from seq2seq_lab.errors import LabError
 
 log = logging.getLogger(__name__)
 
 __all__ = ["CorpusExistsError", "CorpusSpec", "generate_corpus", "image_name"]
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "test_heldout")
+STYLES = ("simple", "real")  # render.render_line | look.render_real_line
+FONT_LIST = "fonts.tsv"  # image -> the font face that drew it (style real)
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 FORMATS = {"jpg": "JPEG", "png": "PNG"}
@@ -71,6 +84,11 @@ class CorpusSpec:
     policy: str = "drop"
     zipf: float | None = None
     fonts: list[str] = field(default_factory=list)
+    style: str | None = None
+    heldout_fonts: list[str] | None = None
+    num_test_heldout: int | None = None
+    rare_share: float | None = None
+    look: dict | None = None
     seed: int = 0
     format: str = "jpg"
     quality: int = 95
@@ -80,12 +98,23 @@ class CorpusSpec:
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise ValueError(f"format must be one of {sorted(FORMATS)}, got {self.format!r}")
-        if min(self.num_train, self.num_val, self.num_test) < 0:
-            raise ValueError("num_train, num_val and num_test must be >= 0")
+        if min(self.num_train, self.num_val, self.num_test, self.num_test_heldout or 0) < 0:
+            raise ValueError("num_train, num_val, num_test and num_test_heldout must be >= 0")
+        if (self.style or "simple") not in STYLES:
+            raise ValueError(f"style must be one of {STYLES}, got {self.style!r}")
+        if self.num_test_heldout and not self.heldout_fonts:
+            raise ValueError("num_test_heldout > 0 needs heldout_fonts: the fonts kept out of training")
+        overlap = set(self.fonts) & set(self.heldout_fonts or [])
+        if overlap:
+            raise ValueError(f"heldout_fonts must not be in fonts: {sorted(overlap)}")
         self.render = RenderConfig(**self.render).to_dict()  # validated, with every default filled
+        if self.style == "real":
+            self.look = LookConfig(**(self.look or {})).to_dict()
 
     def counts(self) -> dict[str, int]:
-        return {"train": self.num_train, "val": self.num_val, "test": self.num_test}
+        """Lines per split; test_heldout only when it has lines."""
+        counts = {"train": self.num_train, "val": self.num_val, "test": self.num_test}
+        return counts | ({"test_heldout": self.num_test_heldout} if self.num_test_heldout else {})
 
 
 def image_name(index: int, fmt: str) -> str:
@@ -97,31 +126,55 @@ def _sha1(data: bytes) -> str:
     return hashlib.sha1(data, usedforsecurity=False).hexdigest()
 
 
+def _text_sha1(spec: str | None) -> str | None:
+    """One digest of a text source's files (None without one)."""
+    if not spec:
+        return None
+    return _sha1(b"".join(Path(p).read_bytes() for p in text_source_file(spec)))
+
+
 # --- workers: state set once per process, then chunks of indices ---------------------------------
 _state: dict = {}
 
 
-def _init_worker(sampler: TextSampler, fonts: list[str], render: RenderConfig, seed: int,
-                 root: str, fmt: str, quality: int) -> None:
-    _state.update(sampler=sampler, fonts=fonts, render=render, seed=seed, root=root, fmt=fmt, quality=quality)
+def _init_worker(sampler: TextSampler, fonts: list, heldout: tuple[int, list[FontFace]], render: RenderConfig,
+                 seed: int, root: str, fmt: str, quality: int) -> None:
+    _state.update(sampler=sampler, fonts=fonts, heldout=heldout, render=render, seed=seed, root=root, fmt=fmt,
+                  quality=quality)
 
 
-def _make_samples(indices: range) -> list[tuple[int, str]]:
+def _draw(i: int, rng: np.random.Generator) -> tuple[str, Image.Image, str]:
+    """Sample ``i``'s label, image and font: per-line coverage for the realistic style."""
+    s = _state
+    if not isinstance(s["render"], LookConfig):
+        label = s["sampler"].sample(rng)
+        return label, render_line(label, s["fonts"], rng, s["render"]), ""
+    first_heldout, heldout = s["heldout"]
+    pool = heldout if i >= first_heldout else s["fonts"]
+    for _ in range(100):  # a label no face covers is drawn again
+        label = s["sampler"].sample(rng)
+        faces = faces_for(label, pool)
+        if faces:
+            image, face = render_real_line(label, faces, rng, s["render"])
+            return label, image, face.name
+    raise ValueError(f"no font among {[f.name for f in pool]} covers 100 labels in a row (last {label!r})")
+
+
+def _make_samples(indices: range) -> list[tuple[int, str, str]]:
     s = _state
     save = {"quality": s["quality"]} if s["fmt"] == "jpg" else {"compress_level": 1}
     out = []
     for i in indices:
-        rng = np.random.default_rng([s["seed"], i])
-        label = s["sampler"].sample(rng)
-        image = render_line(label, s["fonts"], rng, s["render"])
+        label, image, face = _draw(i, np.random.default_rng([s["seed"], i]))
         image.save(os.path.join(s["root"], image_name(i, s["fmt"])), FORMATS[s["fmt"]], **save)
-        out.append((i, label))
+        out.append((i, label, face))
     return out
 
 
-def _run(total: int, workers: int, initargs: tuple, progress: bool) -> list[str]:
-    """Every sample's label, by index, writing the images on the way."""
+def _run(total: int, workers: int, initargs: tuple, progress: bool) -> tuple[list[str], list[str]]:
+    """Every sample's label and font face, by index, writing the images on the way."""
     labels = [""] * total
+    faces = [""] * total
     chunks = [range(a, min(a + _CHUNK, total)) for a in range(0, total, _CHUNK)]
     columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     pool = None
@@ -135,14 +188,14 @@ def _run(total: int, workers: int, initargs: tuple, progress: bool) -> list[str]
         with Progress(*columns, disable=not progress) as bar:
             task = bar.add_task("synth", total=total)
             for chunk in results:
-                for i, label in chunk:
-                    labels[i] = label
+                for i, label, face in chunk:
+                    labels[i], faces[i] = label, face
                 bar.advance(task, len(chunk))
     finally:
         if pool is not None:
             pool.terminate()
             pool.join()
-    return labels
+    return labels, faces
 
 
 # --- the corpus directory ------------------------------------------------------------------------
@@ -161,7 +214,7 @@ def _read_manifest(out: Path) -> dict | None:
 
 def _ours(out: Path) -> list[Path]:
     """The corpus files and directories present in ``out``."""
-    names = ["images", "lmdb", "charset.txt", MANIFEST] + [f"{s}.txt" for s in SPLITS]
+    names = ["images", "lmdb", "charset.txt", MANIFEST, FONT_LIST] + [f"{s}.txt" for s in SPLITS]
     return [out / n for n in names if (out / n).exists()]
 
 
@@ -171,7 +224,8 @@ def _check_existing(out: Path, identity: dict, overwrite: bool) -> dict | None:
     old = manifest.get("args", {}) if manifest is not None else {}
     # an argument added since a corpus was made (absent from its manifest) counts as its default, None
     same = manifest is not None and set(old) <= set(identity) and all(old.get(k) == v for k, v in identity.items())
-    if same and manifest.get("complete") and all((out / f"{s}.txt").is_file() for s in SPLITS):
+    splits = [s for s, n in manifest.get("counts", {}).items() if n] if manifest else []
+    if same and manifest.get("complete") and all((out / f"{s}.txt").is_file() for s in splits):
         return manifest
     present = _ours(out)
     if present and not same and not overwrite:
@@ -218,7 +272,7 @@ def generate_corpus(spec: CorpusSpec, out_dir: str | os.PathLike, workers: int =
     out = Path(out_dir)
     charset = load_charset(spec.charset, spec.charset_size)
     identity = asdict(spec) | {"charset_sha1": _sha1(charset.encode("utf-8")),
-                               "text_sha1": _sha1(Path(spec.text_file).read_bytes()) if spec.text_file else None}
+                               "text_sha1": _text_sha1(spec.text_file)}
     found = _check_existing(out, identity, overwrite)
     if found is not None:
         log.info("%s: a complete corpus with these arguments exists (%s); nothing to do",
@@ -226,19 +280,30 @@ def generate_corpus(spec: CorpusSpec, out_dir: str | os.PathLike, workers: int =
         return found | {"reused": True}
 
     t0 = time.perf_counter()
-    fonts = find_fonts(spec.fonts, charset)
-    lines = read_text_lines(spec.text_file) if spec.text_file else None
-    sampler = TextSampler(charset, spec.min_length, spec.max_length, lines, spec.policy, spec.zipf)
     counts = spec.counts()
+    real = spec.style == "real"
+    fonts = resolve_faces(spec.fonts) if real else find_fonts(spec.fonts, charset)
+    heldout = resolve_faces(spec.heldout_fonts, "heldout_fonts") if "test_heldout" in counts else []
+    if set(fonts) & set(heldout):
+        raise ValueError(f"heldout_fonts name faces that fonts names too: {sorted(map(str, set(fonts) & set(heldout)))}")
+    lines = read_text_source(spec.text_file) if spec.text_file else None
+    sampler = TextSampler(charset, spec.min_length, spec.max_length, lines, spec.policy, spec.zipf,
+                          rare_share=spec.rare_share or 0.0)
     manifest = {"version": MANIFEST_VERSION, "args": identity, "complete": False, "counts": counts,
-                "charset_size": len(charset), "fonts": fonts}
+                "charset_size": len(charset), "fonts": [str(f) for f in fonts],
+                "heldout_fonts": [str(f) for f in heldout], "text_source": spec.text_file,
+                "rare_characters": len(sampler.rare) if spec.rare_share else 0}
     (out / "images").mkdir(parents=True, exist_ok=True)
     _write_text(out / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2))
     log.info("writing %d lines (%s) to %s with %d font(s), %d worker(s)",
              sum(counts.values()), counts, out, len(fonts), workers)
 
-    initargs = (sampler, fonts, RenderConfig(**spec.render), spec.seed, str(out), spec.format, spec.quality)
-    labels = _run(sum(counts.values()), workers, initargs, progress)
+    look = LookConfig(**spec.look) if real else RenderConfig(**spec.render)
+    first_heldout = sum(counts.values()) - counts.get("test_heldout", 0)
+    initargs = (sampler, fonts, (first_heldout, heldout), look, spec.seed, str(out), spec.format, spec.quality)
+    labels, faces = _run(sum(counts.values()), workers, initargs, progress)
+    if real:
+        _write_text(out / FONT_LIST, "".join(f"{image_name(i, spec.format)}\t{f}\n" for i, f in enumerate(faces)))
     _write_text(out / "charset.txt", "".join(c + "\n" for c in charset))
     start = 0
     for split, n in counts.items():

@@ -57,12 +57,7 @@ class RenderConfig:
     max_warp: float = 0.15
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, (list, tuple)):
-                if len(value) != 2 or value[0] > value[1]:
-                    raise ValueError(f"render.{f.name} must be [low, high], got {list(value)}")
-                setattr(self, f.name, (float(value[0]), float(value[1])))
+        check_ranges(self)
         if self.mode not in ("L", "RGB"):
             raise ValueError(f"render.mode must be 'L' or 'RGB', got {self.mode!r}")
         if not 0 <= self.min_contrast <= 127:
@@ -71,7 +66,28 @@ class RenderConfig:
             raise ValueError(f"image {self.width}x{self.height} is too small for margin {self.margin}")
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        return settings_dict(self)
+
+
+def check_ranges(settings) -> None:
+    """Check a settings dataclass: ``[low, high]`` pairs (made float tuples) and ``p_*`` probabilities.
+
+    Raises:
+        ValueError: naming the ``render.*`` key.
+    """
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, (list, tuple)):
+            if len(value) != 2 or value[0] > value[1]:
+                raise ValueError(f"render.{f.name} must be [low, high], got {list(value)}")
+            setattr(settings, f.name, (float(value[0]), float(value[1])))
+        elif f.name.startswith("p_") and not 0.0 <= value <= 1.0:
+            raise ValueError(f"render.{f.name} must be a probability in [0, 1], got {value}")
+
+
+def settings_dict(settings) -> dict:
+    """A settings dataclass as plain data (tuples as lists), for manifests and configs."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}
 
 
 @functools.lru_cache(maxsize=256)

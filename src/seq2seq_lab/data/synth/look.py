@@ -1,0 +1,212 @@
+"""Rendering realistic text lines: many typefaces, uneven paper, print and scan defects.
+
+:func:`render_real_line` draws a label at its natural width (the aspect ratio a
+printed line of that text has), ``height`` pixels high:
+
+1. glyphs: a face that covers every character of the line (per-line coverage,
+   :mod:`~seq2seq_lab.data.synth.faces`), drawn character by character at twice
+   the final size, with random character spacing, small size changes and
+   baseline jitter within the line, and a heavier or lighter stroke;
+2. layout: a slight rotation, a gentle curvature of the baseline, and now and
+   then an underline or a rule line across the image;
+3. paper: a gray background with a smooth random texture, an uneven lighting
+   gradient and a random contrast between ink and paper;
+4. camera and scanner (albumentations): perspective, gaussian or motion blur,
+   sensor noise and JPEG compression.
+
+Every random choice comes from the ``numpy.random.Generator`` passed in (the
+albumentations pipeline is reseeded from it), so a generator seeded per sample
+index gives the same image in any process.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import albumentations as A
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from seq2seq_lab.data.synth.faces import FontFace
+from seq2seq_lab.data.synth.render import check_ranges, settings_dict
+
+__all__ = ["LookConfig", "render_real_line"]
+
+_SS = 2  # supersampling: glyphs are drawn at twice the final size, then shrunk
+
+
+@dataclass
+class LookConfig:
+    """How realistic lines look; ranges are ``[low, high]``, ``p_*`` probabilities.
+
+    height: image height in pixels; the width follows the text (at most ``max_width``, squashed beyond).
+    font_size: glyph size as a fraction of ``height``.
+    spacing: extra space after each character, as a fraction of the glyph size (negative: tighter).
+    size_jitter: largest relative size change of one character within the line.
+    baseline_jitter: largest vertical shift of one character, as a fraction of the glyph size.
+    p_bold, p_thin: a heavier stroke (outline) or a thinner one (eroded).
+    p_rotate, max_angle: a rotation of the whole line, in degrees.
+    p_curve, max_curve: a sine-shaped baseline, amplitude as a fraction of the glyph size.
+    p_underline, p_rule: an underline below the text; a thin rule line at a random height.
+    contrast: gray-level difference between paper and ink.
+    p_texture, p_gradient: a smooth paper texture; an uneven lighting gradient.
+    p_perspective, p_blur, p_motion_blur, p_noise, p_jpeg: camera/scanner defects (albumentations).
+    jpeg_quality: JPEG quality range.
+    """
+
+    height: int = 32
+    max_width: int = 800
+    font_size: tuple[float, float] = (0.62, 0.92)
+    spacing: tuple[float, float] = (-0.04, 0.2)
+    size_jitter: float = 0.08
+    baseline_jitter: float = 0.06
+    p_bold: float = 0.2
+    p_thin: float = 0.1
+    p_rotate: float = 0.3
+    max_angle: float = 1.5
+    p_curve: float = 0.1
+    max_curve: float = 0.08
+    p_underline: float = 0.04
+    p_rule: float = 0.04
+    contrast: tuple[float, float] = (50.0, 230.0)
+    p_texture: float = 0.6
+    p_gradient: float = 0.5
+    p_perspective: float = 0.2
+    p_blur: float = 0.4
+    p_motion_blur: float = 0.1
+    p_noise: float = 0.4
+    p_jpeg: float = 0.6
+    jpeg_quality: tuple[float, float] = (30.0, 95.0)
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+        if self.height < 8 or self.max_width < self.height:
+            raise ValueError(f"render.height must be >= 8 and max_width >= height, got {self.height}, {self.max_width}")
+        if not 0 <= self.contrast[0] <= 255:
+            raise ValueError(f"render.contrast must lie in [0, 255], got {list(self.contrast)}")
+
+    def to_dict(self) -> dict:
+        return settings_dict(self)
+
+
+@functools.lru_cache(maxsize=512)
+def _font(face: FontFace, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(face.path, size, index=face.index, layout_engine=ImageFont.Layout.BASIC)
+
+
+def _glyph_mask(text: str, face: FontFace, size: int, rng: np.random.Generator, cfg: LookConfig) -> Image.Image:
+    """White-on-black ink of ``text``, one character at a time, cropped to the ink (``size`` at 2x)."""
+    spacing = rng.uniform(*cfg.spacing) * size
+    scales = 1.0 + rng.uniform(-cfg.size_jitter, cfg.size_jitter, size=len(text))
+    shifts = rng.uniform(-cfg.baseline_jitter, cfg.baseline_jitter, size=len(text)) * size
+    stroke = int(rng.random() < cfg.p_bold) * max(1, round(size / 28))
+    thin = rng.random() < cfg.p_thin
+    width = int(sum(_font(face, max(6, round(size * s))).getlength(c) for c, s in zip(text, scales))
+                + spacing * len(text) + 2 * size)
+    mask = Image.new("L", (max(width, size), 2 * size), 0)
+    draw = ImageDraw.Draw(mask)
+    x, baseline = size * 0.5, size * 1.5
+    for c, s, dy in zip(text, scales, shifts):
+        font = _font(face, max(6, round(size * s)))
+        if not c.isspace():
+            draw.text((x, baseline + dy), c, fill=255, font=font, anchor="ls", stroke_width=stroke, stroke_fill=255)
+        x += font.getlength(c) + spacing + (size * 0.3 if c.isspace() else 0.0)
+    if thin:
+        mask = mask.filter(ImageFilter.MinFilter(3))
+    box = mask.getbbox()
+    return mask.crop(box) if box else mask
+
+
+def _bend(mask: Image.Image, rng: np.random.Generator, cfg: LookConfig) -> Image.Image:
+    """Maybe rotate, maybe curve the baseline (columns shifted along half a sine period or more)."""
+    if rng.random() < cfg.p_rotate:
+        mask = mask.rotate(float(rng.uniform(-cfg.max_angle, cfg.max_angle)), Image.Resampling.BICUBIC, expand=True)
+    if rng.random() < cfg.p_curve:
+        w, h = mask.size
+        amp = rng.uniform(-cfg.max_curve, cfg.max_curve) * h
+        periods, phase = rng.uniform(0.5, 1.5), rng.uniform(0, 2 * math.pi)
+        pad = int(abs(amp)) + 1
+        src = np.pad(np.asarray(mask), ((pad, pad), (0, 0)))
+        xs = np.arange(w, dtype=np.float32)
+        map_x = np.broadcast_to(xs, (h + 2 * pad, w)).astype(np.float32)
+        dy = amp * np.sin(2 * math.pi * periods * xs / w + phase)
+        map_y = (np.arange(h + 2 * pad, dtype=np.float32)[:, None] + dy[None, :]).astype(np.float32)
+        mask = Image.fromarray(cv2.remap(src, map_x, map_y, cv2.INTER_LINEAR, borderValue=0))
+    return mask
+
+
+def _paper(h: int, w: int, rng: np.random.Generator, cfg: LookConfig) -> tuple[np.ndarray, float]:
+    """``(h, w)`` float32 background gray levels and the ink level."""
+    contrast = rng.uniform(*cfg.contrast)
+    dark_ink = rng.random() < 0.85  # mostly dark text on light paper
+    lo, hi = (contrast, 255.0) if dark_ink else (0.0, 255.0 - contrast)
+    bg = rng.uniform(lo, hi) if hi > lo else lo
+    paper = np.full((h, w), bg, dtype=np.float32)
+    if rng.random() < cfg.p_texture:  # smooth blotches plus a fine grain
+        coarse = rng.normal(0.0, rng.uniform(3, 14), size=(max(2, h // 8), max(2, w // 8))).astype(np.float32)
+        paper += cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+        paper += rng.normal(0.0, rng.uniform(0, 4), size=(h, w)).astype(np.float32)
+    if rng.random() < cfg.p_gradient:  # light falling off across the line
+        angle = rng.uniform(0, 2 * math.pi)
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        ramp = (xs * math.cos(angle) / max(w, 1) + ys * math.sin(angle) / max(h, 1))
+        paper *= 1.0 + rng.uniform(-0.3, 0.3) * (ramp - ramp.mean())
+    ink = bg - contrast if dark_ink else bg + contrast
+    return paper, float(ink)
+
+
+@functools.lru_cache(maxsize=4)
+def _camera(cfg_key: tuple) -> A.Compose:
+    cfg = LookConfig(**dict(cfg_key))
+    lo, hi = (int(q) for q in cfg.jpeg_quality)
+    return A.Compose([
+        A.Perspective(scale=(0.01, 0.04), fit_output=True, border_mode=cv2.BORDER_REPLICATE, p=cfg.p_perspective),
+        A.OneOf([A.GaussianBlur(blur_limit=(3, 3), sigma_limit=(0.3, 1.0)), A.MotionBlur(blur_limit=(3, 5))],
+                p=min(1.0, cfg.p_blur + cfg.p_motion_blur)),
+        A.GaussNoise(std_range=(0.01, 0.06), p=cfg.p_noise),
+        A.ImageCompression(quality_range=(lo, hi), p=cfg.p_jpeg),
+    ])
+
+
+def render_real_line(text: str, faces: list[FontFace], rng: np.random.Generator,
+                     cfg: LookConfig | None = None) -> tuple[Image.Image, FontFace]:
+    """Draw ``text`` as a grayscale line ``cfg.height`` pixels high; returns the image and its face.
+
+    Args:
+        text: the label; at least one of ``faces`` must cover it (see ``faces_for``).
+        faces: the faces to choose from; the caller passes those covering ``text``.
+        rng: the source of every random choice.
+        cfg: the look; defaults to :class:`LookConfig`'s.
+    """
+    cfg = cfg or LookConfig()
+    if not faces:
+        raise ValueError(f"no font face covers {text!r}")
+    face = faces[int(rng.integers(0, len(faces)))]
+    size = max(12, round(rng.uniform(*cfg.font_size) * cfg.height * _SS))
+    mask = _bend(_glyph_mask(text, face, size, rng, cfg), rng, cfg)
+    h_full = cfg.height * _SS
+    margin_x = [int(v) for v in rng.integers(_SS, size // 2 + _SS + 1, size=2)]
+    top = int(rng.integers(0, max(1, h_full - mask.height) + 1)) if mask.height < h_full else 0
+    canvas_h = max(h_full, mask.height)
+    alpha = np.zeros((canvas_h, mask.width + sum(margin_x)), dtype=np.float32)
+    alpha[top:top + mask.height, margin_x[0]:margin_x[0] + mask.width] = np.asarray(mask, dtype=np.float32) / 255.0
+    if rng.random() < cfg.p_underline:
+        y = min(canvas_h - 1, top + mask.height + int(rng.integers(1, _SS * 2 + 1)))
+        alpha[y:y + _SS, margin_x[0]:margin_x[0] + mask.width] = 1.0
+    if rng.random() < cfg.p_rule:
+        y = int(rng.integers(0, canvas_h - 1))
+        alpha[y:y + 1, :] = np.maximum(alpha[y:y + 1, :], rng.uniform(0.3, 0.8))
+    paper, ink = _paper(*alpha.shape, rng, cfg)
+    pixels = paper + (ink - paper) * alpha
+    width = min(cfg.max_width, max(cfg.height // 2, round(alpha.shape[1] * cfg.height / canvas_h)))
+    small = cv2.resize(np.clip(pixels, 0, 255), (width, cfg.height), interpolation=cv2.INTER_AREA)
+    camera = _camera(tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(cfg.to_dict().items())))
+    camera.set_random_seed(int(rng.integers(0, 2**31 - 1)))
+    out = camera(image=np.rint(small).astype(np.uint8))["image"]
+    if out.shape[0] != cfg.height:  # perspective with fit_output changes the size: back to the height
+        out = cv2.resize(out, (min(cfg.max_width, max(1, round(out.shape[1] * cfg.height / out.shape[0]))),
+                               cfg.height), interpolation=cv2.INTER_AREA)
+    return Image.fromarray(out, "L"), face

@@ -1,0 +1,153 @@
+"""Realistic synthetic lines: text sources, rare characters, per-line font coverage, looks, held-out fonts."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from seq2seq_lab.data.synth.corpus import CorpusSpec, generate_corpus
+from seq2seq_lab.data.synth.faces import FontFace, coverage, faces_for, resolve_faces
+from seq2seq_lab.data.synth.fonts import NoFontError
+from seq2seq_lab.data.synth.look import LookConfig, render_real_line
+from seq2seq_lab.data.synth.text import TextSampler, read_text_source, to_charset
+from seq2seq_lab.precision import resolve_precision
+
+CJK = "的一是了我不人在他有这个上们来到时大地为子中你说生国年着就那和要她出也得里后自以会"
+
+
+def _cjk_faces() -> list[FontFace]:
+    try:
+        faces = resolve_faces([])
+    except NoFontError:
+        return []
+    return [f for f in faces if set(CJK) <= coverage(f)]
+
+
+@pytest.fixture(scope="module")
+def cjk_faces() -> list[FontFace]:
+    faces = _cjk_faces()
+    if not faces:
+        pytest.skip("no installed font covers common Chinese characters (make fonts)")
+    return faces
+
+
+def test_full_width_forms_map_to_the_charset_half_width_ones():
+    allowed = set("12%:，") | set(CJK)
+    assert to_charset("１２％：，的", allowed) == "12%:，的"  # '，' is in the charset: kept
+    assert to_charset("Ｘ", allowed) == "Ｘ"  # its half-width form is not allowed either: unchanged
+
+
+def test_builtin_news_is_running_text_without_tags():
+    lines = read_text_source("builtin:news")
+    assert len(lines) > 10_000
+    text = "".join(lines[:200])
+    assert "/" not in lines[0] and "中共中央" in text  # "中共中央/nt" lost its tag
+    with pytest.raises(ValueError, match="unknown builtin"):
+        read_text_source("builtin:nothing")
+
+
+def test_windows_of_real_text_keep_punctuation_and_digits_in_place():
+    lines = ["１９９８年，经济增长８％。", "他说：“我们要继续努力。”"]
+    charset = "".join(dict.fromkeys("".join(to_charset(ln, set("0123456789%")) for ln in lines)))
+    charset += "0123456789%"
+    sampler = TextSampler(charset, 6, 6, lines, policy="skip")
+    rng = np.random.default_rng(0)
+    joined = [to_charset(ln, set(charset)) for ln in lines]
+    for _ in range(50):
+        label = sampler.sample(rng)
+        assert len(label) == 6 and any(label in ln for ln in joined)
+
+
+def test_rare_lines_cover_characters_the_text_lacks():
+    text = ["我们的国家在前进" * 10]
+    charset = "我们的国家在前进龘靐齉"  # the last three never occur in the text
+    sampler = TextSampler(charset, 8, 8, text, policy="skip", rare_share=0.5, rare_below=1)
+    assert set(sampler.rare) == set("龘靐齉")
+    rng = np.random.default_rng(1)
+    labels = [sampler.sample(rng) for _ in range(400)]
+    with_rare = [lb for lb in labels if set(lb) & set("龘靐齉")]
+    assert 0.35 < len(with_rare) / len(labels) < 0.65
+    assert set("".join(labels)) >= set("龘靐齉")  # every character is trained
+    assert all(len(lb) == 8 for lb in labels)
+
+
+def test_a_line_is_drawn_only_with_faces_that_have_every_glyph(cjk_faces):
+    rare = "丂丄丅丆丏丒丗丟丠両丣並丩丮丯丱丳丵丷丼乀乁乂乄乆乊乑乕乗乚乛乢乣乤乥乧乨乪乫乬乭乮乯"
+    narrow = [f for f in cjk_faces if not set(rare) <= coverage(f)]
+    if not narrow:
+        pytest.skip("every installed CJK face covers the rare test characters")
+    face = narrow[0]
+    lacking = next(c for c in rare if c not in coverage(face))
+    assert face not in faces_for("我们" + lacking, cjk_faces)
+    assert face in faces_for("我们 的", cjk_faces)  # spaces need no glyph
+
+
+def test_realistic_line_is_deterministic_for_a_seed_and_keeps_its_aspect(cjk_faces):
+    cfg = LookConfig(height=32)
+    a, face_a = render_real_line("我们的国家在前进", cjk_faces, np.random.default_rng([7, 3]), cfg)
+    b, face_b = render_real_line("我们的国家在前进", cjk_faces, np.random.default_rng([7, 3]), cfg)
+    assert face_a == face_b and np.array_equal(np.asarray(a), np.asarray(b))
+    assert a.mode == "L" and a.height == 32
+    assert 8 * 32 * 0.5 < a.width < 8 * 32 * 1.6  # about one square per character
+    short, _ = render_real_line("我们", cjk_faces, np.random.default_rng([7, 3]), cfg)
+    assert short.width < a.width
+    ink = np.asarray(a, dtype=np.float32)
+    assert ink.std() > 10  # text on paper, not a flat image
+
+
+def test_look_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="p_blur"):
+        LookConfig(p_blur=1.5)
+    with pytest.raises(ValueError, match="spacing"):
+        LookConfig(spacing=(0.3, 0.1))
+
+
+def _spec(train_face: FontFace, heldout_face: FontFace, **kw) -> CorpusSpec:
+    args = dict(num_train=12, num_val=2, num_test=2, num_test_heldout=4, charset=CJK, min_length=4,
+                max_length=6, style="real", fonts=[train_face.path], heldout_fonts=[heldout_face.path],
+                rare_share=0.2, seed=3, format="png")
+    return CorpusSpec(**(args | kw))
+
+
+def test_corpus_holds_out_its_heldout_fonts_and_is_deterministic(cjk_faces, tmp_path, caplog):
+    files = list(dict.fromkeys(f.path for f in cjk_faces))
+    if len(files) < 2:
+        pytest.skip("needs two CJK font files")
+    train_face, heldout_face = resolve_faces([files[0]])[0], resolve_faces([files[1]])[0]
+    with caplog.at_level(logging.INFO):
+        m1 = generate_corpus(_spec(train_face, heldout_face), tmp_path / "a", workers=1)
+    generate_corpus(_spec(train_face, heldout_face), tmp_path / "b", workers=2)
+    assert m1["counts"]["test_heldout"] == 4 and m1["heldout_fonts"] == [str(heldout_face)]
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["args"]["style"] == "real" and manifest["args"]["look"]["height"] == 32
+    rows = dict(line.split("\t") for line in (tmp_path / "a" / "fonts.tsv").read_text(encoding="utf-8").splitlines())
+    heldout_images = [ln.split(" ")[0] for ln in (tmp_path / "a" / "test_heldout.txt").read_text().splitlines()]
+    assert {rows[i] for i in heldout_images} == {heldout_face.name}
+    assert heldout_face.name not in {v for k, v in rows.items() if k not in heldout_images}
+    for split in ("train", "test_heldout"):  # same seed, other worker count: the same bytes
+        assert (tmp_path / "a" / f"{split}.txt").read_text() == (tmp_path / "b" / f"{split}.txt").read_text()
+    first = (tmp_path / "a" / "train.txt").read_text().split(" ")[0]
+    assert (tmp_path / "a" / first).read_bytes() == (tmp_path / "b" / first).read_bytes()
+    assert Image.open(tmp_path / "a" / first).height == 32
+
+
+def test_heldout_fonts_must_differ_from_training_fonts():
+    face = FontFace("/x/font.ttf", 0, "X")
+    with pytest.raises(ValueError, match="must not be in fonts"):
+        _spec(face, face)
+    with pytest.raises(ValueError, match="needs heldout_fonts"):
+        CorpusSpec(num_test_heldout=3, style="real")
+
+
+@pytest.mark.parametrize("flags, expected", [({"avx2", "avx512_bf16"}, "bf16-mixed"), ({"avx2", "fma"}, "32-true"),
+                                             ({"amx_bf16"}, "bf16-mixed")])
+def test_auto_precision_follows_the_cpu(flags, expected, monkeypatch):
+    import seq2seq_lab.precision as precision
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset(flags))
+    assert resolve_precision("auto", "cpu") == expected
+    assert resolve_precision("32-true", "cpu") == "32-true"  # an explicit setting wins

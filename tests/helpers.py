@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
+
+import lightning as L
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -26,3 +30,14 @@ def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> 
     HydraConfig.instance().set_config(cfg)
     output_dir.mkdir(parents=True, exist_ok=True)
     return cfg
+
+
+class SigtermAtStep(L.Callback):
+    """Sends this process SIGTERM once ``global_step`` reaches ``step`` (a stop at a known point of an epoch)."""
+
+    def __init__(self, step: int):
+        self.step = int(step)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)

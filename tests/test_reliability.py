@@ -70,8 +70,8 @@ def test_missing_data_dir_is_named(tmp_path, monkeypatch):
         train(cfg)
 
 
-def run_cli(args: list[str], env_data: Path, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "S2S_DATA_DIR": str(env_data), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+def run_cli(args: list[str], env_data: Path, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "S2S_DATA_DIR": str(env_data), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "seq2seq_lab.train", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
@@ -131,6 +131,32 @@ def test_killed_run_resumes_to_the_same_metrics(sig, fake_data_dir, tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming from" in resumed.stderr + resumed.stdout
     got = json.loads((run / "metrics.json").read_text())
+    for key in ("test/acc", "test/loss", "val/acc_best", "val/loss"):
+        assert got[key] == pytest.approx(expected[key], abs=1e-6), key
+
+
+def test_sigterm_mid_epoch_saves_and_resumes_from_the_next_batch(fake_data_dir, tmp_path):
+    args = [*RESUME_ARGS, "trainer.max_epochs=3", "model.dropout=0.3"]  # dropout: the RNG state must resume too
+    reference = run_cli([*args, f"hydra.run.dir={tmp_path}/reference"], fake_data_dir, tmp_path)
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    expected = json.loads((tmp_path / "reference" / "metrics.json").read_text())
+
+    run = tmp_path / "stopped"
+    tests_dir = str(Path(__file__).parent)
+    stop_at = ["+callbacks.sigterm._target_=helpers.SigtermAtStep", "+callbacks.sigterm.step=75"]  # epoch 1, batch 25 of 50
+    env = {"PYTHONPATH": os.pathsep.join([tests_dir, os.environ.get("PYTHONPATH", "")])}
+    stopped = run_cli([*args, *stop_at, f"hydra.run.dir={run}"], fake_data_dir, tmp_path, env)
+    assert stopped.returncode == 143, stopped.stderr[-2000:]
+    assert "Traceback" not in stopped.stderr + stopped.stdout
+    status = json.loads((run / "metrics.json").read_text())
+    assert status["status"] == "stopped" and status["global_step"] == 75
+    checkpoint = load_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert checkpoint["MNISTDataModule"] == {"epoch": 1, "batches_done": 25}
+
+    resumed = run_cli([*args, f"hydra.run.dir={run}"], fake_data_dir, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    got = json.loads((run / "metrics.json").read_text())
+    assert got["status"] == "ok"
     for key in ("test/acc", "test/loss", "val/acc_best", "val/loss"):
         assert got[key] == pytest.approx(expected[key], abs=1e-6), key
 

@@ -201,6 +201,7 @@ def main(cfg: DictConfig) -> None:
     width = max(map(len, result))
     print("\n".join(f"{k:<{width}}  {v}" for k, v in result.items()))
     out = Path(cfg.paths.output_dir) / "bench.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     log.info("wrote %s", out)
 

@@ -17,6 +17,8 @@ from typing import Any
 METRICS_FILE = "metrics.json"
 ERROR_FILE = "error.txt"
 STATUS_OK = "ok"
+STATUS_STOPPED = "stopped"  # SIGTERM or Ctrl-C: last.ckpt saved, the same command resumes
+STOPPED_EXIT_CODE = 143  # 128 + SIGTERM
 STATUS_FAILED = "failed"
 STATUS_MISSING = "missing"  # report only: no metrics.json (killed, still running, never started)
 
@@ -105,7 +107,8 @@ def main_guard(run, output_dir: str | os.PathLike) -> dict[str, float] | None:
     try:
         metrics = run()
     except (Exception, SystemExit) as err:
-        if not in_multirun() or (isinstance(err, SystemExit) and err.code in (0, None)):
+        # a stopped job (SIGTERM, Ctrl-C) stops the whole sweep: it is not a failure to record
+        if not in_multirun() or (isinstance(err, SystemExit) and err.code in (0, None, STOPPED_EXIT_CODE)):
             raise
         log.error("job failed, recorded in %s: %s", Path(output_dir) / ERROR_FILE, _root_cause(err))
         if is_rank_zero():

@@ -10,13 +10,14 @@ import hydra
 import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from seq2seq_lab.assemble import build_callbacks, build_datamodule, build_loggers, build_system, flat_hparams
 from seq2seq_lab.configs import config_dir
 from seq2seq_lab.ddp_hydra import ddp_ranks_share_job_dir
 from seq2seq_lab.errors import reported_errors
-from seq2seq_lab.runs import failed_job_value, main_guard
+from seq2seq_lab.runs import STOPPED_EXIT_CODE, failed_job_value, main_guard
 from seq2seq_lab.data.synth.corpus import generate_corpus
 from seq2seq_lab.synth import spec_from_config
 from seq2seq_lab.precision import resolve_trainer_precision
@@ -79,12 +80,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     log.info("model: %s, %d parameters", cfg.model._target_, system.num_params)
 
     if cfg.get("train"):
-        trainer.fit(
-            system,
-            datamodule=datamodule,
-            ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir, cfg.get("auto_resume", False)),
-            weights_only=True,
-        )
+        try:
+            trainer.fit(
+                system,
+                datamodule=datamodule,
+                ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir, cfg.get("auto_resume", False)),
+                weights_only=True,
+            )
+        except SIGTERMException:  # GracefulStop has saved last.ckpt; the same command resumes
+            raise SystemExit(STOPPED_EXIT_CODE) from None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
 
     if cfg.get("test"):

@@ -2,12 +2,13 @@
 
 from seq2seq_lab.callbacks.attention_images import AttentionImages
 from seq2seq_lab.callbacks.confusion_matrix import ConfusionMatrixImage
+from seq2seq_lab.callbacks.graceful_stop import GracefulStop
 from seq2seq_lab.callbacks.guards import ReseedEachEpoch, StopOnNonFiniteLoss
 from seq2seq_lab.callbacks.metrics_json import MetricsJSON
 from seq2seq_lab.callbacks.progress_lines import ProgressLines
 from seq2seq_lab.callbacks.sample_predictions import SamplePredictions
 
 __all__ = [
-    "AttentionImages", "ConfusionMatrixImage", "MetricsJSON", "ProgressLines", "ReseedEachEpoch", "SamplePredictions",
+    "AttentionImages", "ConfusionMatrixImage", "GracefulStop", "MetricsJSON", "ProgressLines", "ReseedEachEpoch", "SamplePredictions",
     "StopOnNonFiniteLoss",
 ]

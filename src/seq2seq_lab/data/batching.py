@@ -11,9 +11,11 @@ padded per batch), so that little of a batch is padding.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+import lightning as L
 import torch
 from torch import Tensor
 from torch.utils.data import (
@@ -26,7 +28,8 @@ from torch.utils.data import (
     default_collate,
 )
 
-__all__ = ["EpochRandomSampler", "TensorBatchDataset", "WidthBucketBatchSampler", "collate_batch", "make_loader"]
+__all__ = ["EpochRandomSampler", "ResumableDataModule", "ResumableLoader", "TensorBatchDataset",
+           "WidthBucketBatchSampler", "collate_batch", "make_loader"]
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -118,6 +121,75 @@ class WidthBucketBatchSampler(BatchSampler):
         yield from self.batches()
 
 
+def _sampler_epoch(batches: Any) -> int | None:
+    """The epoch a batch sampler's order belongs to (its own or its sampler's ``epoch``); None if unknown."""
+    for source in (batches, getattr(batches, "sampler", None)):
+        epoch = getattr(source, "epoch", None)
+        if epoch is not None:
+            return int(epoch)
+    return None
+
+
+class _SkipDoneBatches:
+    """A batch sampler that leaves out the first ``done`` batches of epoch ``epoch`` (see :class:`ResumableLoader`).
+
+    Its length stays the full epoch's: Lightning counts the batches done from the checkpoint.
+    """
+
+    def __init__(self, batches: Any, epoch: int, done: int):
+        self.batches, self.epoch, self.done = batches, epoch, done
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        skip = self.done if _sampler_epoch(self.batches) == self.epoch else 0  # checked when iteration starts
+        yield from itertools.islice(self.batches, skip, None)
+
+
+class ResumableLoader(DataLoader):
+    """A ``DataLoader`` that resumes mid-epoch: in epoch ``resume_at[0]`` it skips the first ``resume_at[1]`` batches.
+
+    The skip happens on the batch indices, so no skipped sample is loaded. The
+    order must be a function of the epoch (a seeded shuffle): the resumed run
+    then draws the same batches as an uninterrupted one, from the next one on.
+    """
+
+    def __init__(self, *args, resume_at: tuple[int, int] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.resume_at = resume_at
+
+    @property
+    def _index_sampler(self):
+        batches = super()._index_sampler
+        if not self.resume_at or not self.resume_at[1]:
+            return batches
+        return _SkipDoneBatches(batches, *self.resume_at)
+
+
+class ResumableDataModule(L.LightningDataModule):
+    """A data module whose checkpoints record how far into its epoch training was.
+
+    ``state_dict`` (saved in every checkpoint) holds the epoch and the training
+    batches done in it; after a checkpoint is loaded, :attr:`resume_at` says so
+    and the module passes it to its training loader (``make_loader(resume_at=...)``).
+    A checkpoint from an epoch's end resumes at the next epoch, which skips nothing.
+    """
+
+    resume_at: tuple[int, int] | None = None
+
+    def state_dict(self) -> dict[str, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return {}
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {"epoch": int(trainer.current_epoch), "batches_done": int(done)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "batches_done" in state_dict:
+            self.resume_at = (int(state_dict["epoch"]), int(state_dict["batches_done"]))
+
+
 class TensorBatchDataset(Dataset):
     """A dict of tensors that share their first dimension ``N``.
 
@@ -175,6 +247,7 @@ def make_loader(
     pin_memory: bool = False,
     widths: Sequence[int] | None = None,
     pool_batches: int = 50,
+    resume_at: tuple[int, int] | None = None,
 ) -> DataLoader:
     """Build a ``DataLoader`` wired for :class:`TensorBatchDataset`.
 
@@ -192,18 +265,23 @@ def make_loader(
             (:class:`WidthBucketBatchSampler`), in shuffled pools of ``pool_batches``
             batches when shuffling, all sorted by width otherwise.
         pool_batches: see ``widths``.
+        resume_at: ``(epoch, batches done)`` of a mid-epoch checkpoint: skip those
+            batches in that epoch (see :class:`ResumableLoader`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     sampler = EpochRandomSampler(dataset, seed) if shuffle and seed is not None else None
+    if sampler is not None and resume_at:
+        # a resumed run's first iterator is made before Lightning sets the epoch (and workers prefetch at once)
+        sampler.set_epoch(resume_at[0])
     common = dict(num_workers=num_workers, collate_fn=collate_fn, pin_memory=pin_memory,
-                  persistent_workers=num_workers > 0)
+                  persistent_workers=num_workers > 0, resume_at=resume_at)
     if widths is not None:
         order = sampler or (RandomSampler(dataset) if shuffle else SequentialSampler(dataset))
         batches = WidthBucketBatchSampler(order, batch_size, drop_last, widths,
                                           pool_batches if shuffle else None, shuffle, seed)
-        return DataLoader(dataset, batch_sampler=batches, **common)
-    return DataLoader(
+        return ResumableLoader(dataset, batch_sampler=batches, **common)
+    return ResumableLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle and sampler is None,

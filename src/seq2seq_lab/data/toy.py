@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from seq2seq_lab.data.batching import make_loader
+from seq2seq_lab.data.batching import ResumableDataModule, make_loader
 from seq2seq_lab.data.tokenizer import Tokenizer
 
 TASKS = ("copy", "reverse", "sort")
@@ -118,7 +117,7 @@ def _check_min(name: str, value: int, low: int) -> None:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
-class ToyDataModule(L.LightningDataModule):
+class ToyDataModule(ResumableDataModule):
     """Copy / reverse / sort of random strings over ``charset``.
 
     Batches are dicts (fixed padding, ``T = max_length``, ``L = max_length + 1``,
@@ -201,7 +200,8 @@ class ToyDataModule(L.LightningDataModule):
         if split not in self.splits:
             self.setup()
         return make_loader(
-            ToyDataset(self.splits[split]), batch_size, shuffle, self.num_workers, seed=self.seed, collate_fn=collate_toy
+            ToyDataset(self.splits[split]), batch_size, shuffle, self.num_workers, seed=self.seed, collate_fn=collate_toy,
+            resume_at=self.resume_at if shuffle else None
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -13,14 +13,13 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from seq2seq_lab.data.batching import TensorBatchDataset, make_loader
+from seq2seq_lab.data.batching import ResumableDataModule, TensorBatchDataset, make_loader
 from seq2seq_lab.data.mnist.module import load_mnist
 from seq2seq_lab.data.paths import resolve_data_dir
 from seq2seq_lab.data.tokenizer import Tokenizer
@@ -124,7 +123,7 @@ class DigitLineDataset(TensorBatchDataset):
         }
 
 
-class MNISTDigitsDataModule(L.LightningDataModule):
+class MNISTDigitsDataModule(ResumableDataModule):
     """OCR of MNIST digit strings.
 
     Batches are dicts (``L = max_digits + 1``)::
@@ -255,7 +254,8 @@ class MNISTDigitsDataModule(L.LightningDataModule):
         if split not in self.datasets:
             self.setup(stage)
         seed = self.seed if shuffle else None
-        return make_loader(self.datasets[split], batch_size, shuffle, self.num_workers, seed=seed)
+        return make_loader(self.datasets[split], batch_size, shuffle, self.num_workers, seed=seed,
+                           resume_at=self.resume_at if shuffle else None)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", "fit", self.batch_size, shuffle=True)

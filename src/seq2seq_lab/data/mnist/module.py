@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from seq2seq_lab.data.batching import TensorBatchDataset, make_loader
+from seq2seq_lab.data.batching import ResumableDataModule, TensorBatchDataset, make_loader
 from seq2seq_lab.data.mnist.idx import parse_idx, parse_idx_header, read_idx_bytes
 from seq2seq_lab.data.paths import DATA_DIR_ENV, resolve_data_dir
 from seq2seq_lab.errors import LabError
@@ -209,7 +209,7 @@ def load_mnist(
     return images, labels.astype(np.int64)
 
 
-class MNISTDataModule(L.LightningDataModule):
+class MNISTDataModule(ResumableDataModule):
     """MNIST as sequence classification: each image is a sequence of pixel rows (or columns).
 
     Batches are dicts::
@@ -319,7 +319,8 @@ class MNISTDataModule(L.LightningDataModule):
         if getattr(self, name) is None:
             self.setup(stage)
         seed = self.seed if shuffle else None
-        return make_loader(getattr(self, name), batch_size, shuffle, self.num_workers, seed=seed)
+        return make_loader(getattr(self, name), batch_size, shuffle, self.num_workers, seed=seed,
+                           resume_at=self.resume_at if shuffle else None)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train_dataset", "fit", self.batch_size, shuffle=True)

@@ -14,11 +14,10 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from seq2seq_lab.data.batching import make_loader
+from seq2seq_lab.data.batching import ResumableDataModule, make_loader
 from seq2seq_lab.data.charset import DUPLICATE_POLICIES, read_charset
 from seq2seq_lab.data.ocr.lmdb_io import LMDBSource, is_lmdb_dir
 from seq2seq_lab.data.ocr.sources import (
@@ -172,7 +171,7 @@ def _check_choice(name: str, value: Any, allowed: tuple) -> None:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
 
 
-class OCRDataModule(L.LightningDataModule):
+class OCRDataModule(ResumableDataModule):
     """Text-line images with their transcriptions, for CRNN-style encoder-decoders.
 
     Batches are dicts (``L = max_length + 1``)::
@@ -339,6 +338,7 @@ class OCRDataModule(L.LightningDataModule):
             dataset, batch_size, shuffle, self.num_workers, seed=self.seed,
             collate_fn=functools.partial(collate_ocr, max_width=self.width, fixed_width=self.fixed_width),
             pin_memory=self.pin_memory, widths=dataset.widths() if self.bucket_by_width else None,
+            resume_at=self.resume_at if shuffle else None,
         )
 
     def train_dataloader(self) -> DataLoader:

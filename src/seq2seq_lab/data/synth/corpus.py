@@ -222,6 +222,7 @@ def _check_existing(out: Path, identity: dict, overwrite: bool) -> dict | None:
     """The manifest of a complete, identical corpus to reuse; else clears the way (or refuses)."""
     manifest = _read_manifest(out)
     old = manifest.get("args", {}) if manifest is not None else {}
+    old = {k: v for k, v in old.items() if k != "charset"}  # manifests before charset_sha1 was the identity
     # an argument added since a corpus was made (absent from its manifest) counts as its default, None
     same = manifest is not None and set(old) <= set(identity) and all(old.get(k) == v for k, v in identity.items())
     splits = [s for s, n in manifest.get("counts", {}).items() if n] if manifest else []
@@ -271,7 +272,8 @@ def generate_corpus(spec: CorpusSpec, out_dir: str | os.PathLike, workers: int =
     """
     out = Path(out_dir)
     charset = load_charset(spec.charset, spec.charset_size)
-    identity = asdict(spec) | {"charset_sha1": _sha1(charset.encode("utf-8")),
+    # the charset by content: the same file named by another path (or builtin:) makes the same corpus
+    identity = {k: v for k, v in asdict(spec).items() if k != "charset"} | {"charset_sha1": _sha1(charset.encode("utf-8")),
                                "text_sha1": _text_sha1(spec.text_file)}
     found = _check_existing(out, identity, overwrite)
     if found is not None:

@@ -234,6 +234,41 @@ def test_attention_model_overfits_a_tiny_corpus_and_predict_reads_it(tiny_corpus
                                                  "+data.num_workers=0"], tmp_path / "eval"))
     assert quantized["test/line_acc"] == 1.0 and quantized["quantize"] == "int8", quantized
 
+    # the checkpoint travels: moved elsewhere, its corpus and charset gone, it still reads and evaluates
+    moved = tmp_path / "elsewhere" / "model.ckpt"
+    moved.parent.mkdir()
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
+    checkpoint["run_config"]["data"].update({k: f"/gone/{k}.txt" for k in ("train", "val", "test", "charset")})
+    torch.save(checkpoint, moved)
+    travelled = predict(compose_config("predict", [f"ckpt_path={moved}", f"inputs={tiny_corpus}/test.txt"],
+                                       tmp_path / "moved"))
+    assert [(p, t) for p, t, _ in travelled] == [(p, t) for p, t, _ in rows]
+    elsewhere = evaluate(compose_config("eval", [f"ckpt_path={moved}", f"+data.test={tiny_corpus}/test.txt",
+                                                 "+data.num_workers=0", "breakdown=false"], tmp_path / "eval2"))
+    assert elsewhere["test/line_acc"] == 1.0
+
+    # predict keeps going past unreadable images, writes rows as it goes, and resumes
+    images = tmp_path / "mixed"
+    images.mkdir()
+    for i, line in enumerate((tiny_corpus / "test.txt").read_text().splitlines()):
+        (images / f"ok_{i}.png").write_bytes((tiny_corpus / line.split()[0]).read_bytes())
+    for i in range(3):
+        (images / f"bad_{i}.png").write_bytes(b"not an image")
+    run = tmp_path / "mixed_run"
+    mixed = predict(compose_config("predict", [f"ckpt_path={ckpt}", f"inputs={images}", "batch_size=4"], run))
+    table = (run / "predictions.tsv").read_text().splitlines()
+    assert len(mixed) == len(table) - 1 == 11
+    assert sum(1 for row in table[1:] if row.split("\t")[3]) == 3  # the error column of the bad ones
+    skipped = predict(compose_config("predict", [f"ckpt_path={ckpt}", f"inputs={images}", "on_bad_image=skip"],
+                                     tmp_path / "skip"))
+    assert len(skipped) == 8
+    (run / "predictions.tsv").write_text("\n".join(table[:6]) + "\n" + table[6][:5])  # killed mid-row
+    resumed = predict(compose_config("predict", [f"ckpt_path={ckpt}", f"inputs={images}", "resume=true"], run))
+    assert len(resumed) == 11 - 5
+    again = (run / "predictions.tsv").read_text().splitlines()
+    paths = [row.split("\t")[0] for row in again[1:] if "\t" in row]
+    assert sorted(set(paths)) == sorted(str(p) for p in images.iterdir()) and len(paths) == 11
+
 
 def test_ctc_model_overfits_a_tiny_corpus(tiny_corpus, tmp_path):
     # a list of train files: the data module's saved hyperparameters must still load with weights_only

@@ -8,6 +8,10 @@ filled from same-named attributes of the data module (``input_dim``,
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -15,6 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seq2seq_lab.checkpoints import load_checkpoint
+from seq2seq_lab.validation import validate_config
 
 
 def missing_keys(node: DictConfig) -> list[str]:
@@ -103,14 +108,32 @@ def upgrade_run_config(run_cfg: dict) -> dict:
     return run_cfg
 
 
+def carried_charset_file(chars: list[str]) -> str:
+    """A charset file with ``chars`` (one per line), in a cache named by its content; written once."""
+    text = "".join(c + "\n" for c in chars)
+    path = Path(tempfile.gettempdir()) / "seq2seq_lab" / f"charset-{hashlib.sha1(text.encode()).hexdigest()[:16]}.txt"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    return str(path)
+
+
 def load_trained(ckpt_path: str, overrides: dict | None = None) -> tuple[L.LightningDataModule, L.LightningModule]:
     """The data module and system a checkpoint was trained with, weights loaded.
 
     They are rebuilt from the config stored in the checkpoint, with ``overrides``
-    (e.g. ``{"data": {...}, "system": {...}}``) merged on top.
+    (e.g. ``{"data": {...}, "system": {...}}``) merged on top. A text model's charset
+    comes from the checkpoint (where it is stored since the charset travels with it),
+    so the checkpoint can move to a machine without the training corpus.
     """
     checkpoint = load_checkpoint(ckpt_path)
     run_cfg = OmegaConf.merge(OmegaConf.create(upgrade_run_config(checkpoint["run_config"])), overrides or {})
+    validate_config(run_cfg, check_paths=False)
+    if "charset" in checkpoint and "charset" in run_cfg.get("data", {}):
+        # the training charset, not whatever file its old path names now (or no file at all)
+        run_cfg.data.charset = carried_charset_file(checkpoint["charset"])
     datamodule = build_datamodule(run_cfg)
     system = build_system(run_cfg, datamodule)
     system.load_state_dict(checkpoint["state_dict"])

@@ -32,9 +32,11 @@ from torch.utils.data import DataLoader
 
 from seq2seq_lab.assemble import build_datamodule, build_system
 from seq2seq_lab.configs import config_dir
+from seq2seq_lab.data.synth.text import load_charset
 from seq2seq_lab.errors import reported_errors
 from seq2seq_lab.models.seq2seq import Seq2Seq
 from seq2seq_lab.precision import check_quantize, precision_plugin, quantize_system, resolve_trainer_precision
+from seq2seq_lab.validation import validate_config
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,37 @@ def write_synthetic_charset(size: int, directory: Path) -> Path:
     path = directory / "charset.txt"
     path.write_text("".join(chr(0x4E00 + i) + "\n" for i in range(size)), encoding="utf-8")
     return path
+
+
+REFERENCE_CHARSET_SIZE = 5990  # the classic Chinese corpus's charset: what a missing charset file is benched as
+
+
+def bench_charset(cfg: DictConfig) -> None:
+    """Point ``data.charset`` at a file the bench can read: it reads no images, so it needs no corpus.
+
+    ``bench.charset_size`` writes that many CJK ideographs. A charset file that does not exist
+    (yet: ``train`` generates the corpus) is replaced by the charset the config's ``synth`` block
+    would give the corpus, or without one by :data:`REFERENCE_CHARSET_SIZE` ideographs; the log says which.
+    """
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    size = cfg.bench.get("charset_size")
+    charset = cfg.data.get("charset")
+    if not size and (charset is None or str(charset).startswith("builtin:") or Path(charset).exists()):
+        return
+    synth = cfg.get("synth")
+    if size or not synth:
+        cfg.data.charset = str(write_synthetic_charset(size or REFERENCE_CHARSET_SIZE, out))
+        if not size:
+            log.info("data.charset %s does not exist: benching with %d CJK ideographs "
+                     "(bench.charset_size=N for another size)", charset, REFERENCE_CHARSET_SIZE)
+        return
+    chars = load_charset(str(synth.charset), synth.get("charset_size"))
+    path = out / "charset.txt"
+    path.write_text("".join(c + "\n" for c in chars), encoding="utf-8")
+    log.info("data.charset %s does not exist yet: benching with synth.charset %s (%d characters)",
+             charset, synth.charset, len(chars))
+    cfg.data.charset = str(path)
 
 
 def synthetic_batches(datamodule, batch_size: int, count: int, seed: int) -> list[dict]:
@@ -151,8 +184,8 @@ def bench(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed)
     b = cfg.bench
     check_quantize(b.get("quantize"), "bench.quantize")
-    if b.get("charset_size"):
-        cfg.data.charset = str(write_synthetic_charset(b.charset_size, Path(cfg.paths.output_dir)))
+    validate_config(cfg, check_paths=False)  # the bench reads no data files
+    bench_charset(cfg)
     datamodule = build_datamodule(cfg)
     template = build_system(cfg, datamodule)
     batches = synthetic_batches(datamodule, b.batch_size, max(b.train_batches, b.infer_batches), cfg.seed)

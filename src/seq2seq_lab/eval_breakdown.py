@@ -106,7 +106,7 @@ def decode_split(system: torch.nn.Module, loader, device: torch.device, precisio
 def breakdown_metrics(system: torch.nn.Module, datamodule, trainer) -> dict[str, float]:
     """Breakdown metrics (``test/char_acc/...``, ``test/by_font/...``) of ``system`` on the test
     split, with the table logged; ``{}`` (logged) for a system that cannot transcribe."""
-    if not callable(getattr(system, "transcribe", None)):
+    if "transcribe" not in system.capabilities:
         log.info("breakdown skipped: a %s does not transcribe text lines", type(system).__name__)
         return {}
     loader = datamodule.test_dataloader()

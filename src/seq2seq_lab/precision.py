@@ -123,6 +123,10 @@ def quantize_system(system: L.LightningModule, quantize: str | None, calibration
     if not isinstance(encoder, CRNNEncoder):
         raise ConfigError(f"{key}={quantize}: int8 quantization covers the conv stack of CRNN models "
                           f"(CRNNAttention, CRNNCTC); this {type(system).__name__} has none")
+    engines = torch.backends.quantized.supported_engines
+    if "x86" not in engines:
+        raise ConfigError(f"{key}={quantize}: int8 needs PyTorch's x86 quantized engine, which this CPU "
+                          f"or build lacks (engines here: {', '.join(engines)}); leave {key} unset")
     system.eval()
     quantize_conv_stack(encoder, calibration)
 

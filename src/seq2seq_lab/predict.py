@@ -12,8 +12,10 @@ height ``data.height``, aspect ratio kept, squashed to ``data.width`` when wider
 decoded in batches of ``batch_size``, each padded to its widest image as the data
 module's batches are (``data.fixed_width``: to ``data.width``).
 
-Prints ``path<TAB>text<TAB>confidence`` per image, in input order, and writes the
-same rows (under a header) to ``predictions.tsv`` in the run dir. The confidence
+Prints ``path<TAB>text<TAB>confidence`` per image, in input order, and appends the
+same rows (under a header, with an ``error`` column) to ``predictions.tsv`` in the run
+dir as each batch is decoded; ``resume=true`` skips the images already there, and
+``on_bad_image`` (row | skip | error) says what an unreadable image does. The confidence
 is the geometric mean of the per-step probabilities of the decoded path: the
 decoded tokens with EOS for the attention models, every column's best label for CTC.
 """
@@ -50,6 +52,20 @@ class PredictError(LabError, ValueError):
     """Inputs that cannot be found or read, or a checkpoint whose system cannot transcribe."""
 
 
+BAD_IMAGE_POLICIES = ("row", "skip", "error")
+
+
+def _read_list_file(path: Path) -> list[str]:
+    """The lines of a list file: UTF-8, a leading byte-order mark allowed; errors name the file and line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise PredictError(f"{path}:{line}: not UTF-8 (byte 0x{data[err.start]:02x}); "
+                           "save the list file as UTF-8") from None
+
+
 def collect_inputs(spec: str) -> list[Path]:
     """The image paths ``spec`` names: an image, a directory of images, or a list file."""
     path = Path(spec)
@@ -58,8 +74,7 @@ def collect_inputs(spec: str) -> list[Path]:
     elif path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
         images = [path]
     elif path.is_file():
-        lines = path.read_text(encoding="utf-8").splitlines()
-        images = [path.parent / line.split(maxsplit=1)[0] for line in lines if line.strip()]
+        images = [path.parent / line.split(maxsplit=1)[0] for line in _read_list_file(path) if line.strip()]
     else:
         raise PredictError(f"inputs={spec!r}: no such image, directory or list file")
     if not images:
@@ -76,34 +91,77 @@ def _load(path: Path, transform: LineImageTransform) -> torch.Tensor:
     return image
 
 
+def _resume_from(out: Path) -> set[str]:
+    """The paths already in a predictions.tsv, for ``resume``; a torn last row (a kill mid-write) is dropped."""
+    if not out.is_file():
+        return set()
+    lines = out.read_text(encoding="utf-8").split("\n")
+    header, complete = lines[0], [line for line in lines[1:-1] if line]  # lines[-1]: "" or a torn row
+    if lines[-1]:
+        out.write_text("\n".join([header, *complete]) + "\n", encoding="utf-8")
+    return {line.split("\t", 1)[0] for line in complete}
+
+
 def predict(cfg: DictConfig) -> list[tuple[str, str, float]]:
-    """Transcribe ``cfg.inputs``; returns ``(path, text, confidence)`` rows and writes ``predictions.tsv``."""
+    """Transcribe ``cfg.inputs``; returns ``(path, text, confidence)`` rows and writes ``predictions.tsv``.
+
+    Rows are appended (and flushed) as each batch is decoded, so a stopped run keeps its
+    rows; ``resume=true`` then skips the paths already written. An unreadable image is a
+    row with an empty text, confidence 0 and the error (``on_bad_image=row``), is left out
+    (``skip``), or stops the run (``error``); the count is logged either way.
+    """
+    if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
+        raise PredictError(f"batch_size={cfg.batch_size!r}: must be an integer >= 1")
+    policy = cfg.get("on_bad_image", "row")
+    if policy not in BAD_IMAGE_POLICIES:
+        raise PredictError(f"on_bad_image={policy!r}: must be one of {', '.join(BAD_IMAGE_POLICIES)}")
     precision = precision_plugin(cfg.precision)
     quantize = check_quantize(cfg.get("quantize"))
+    paths = collect_inputs(str(cfg.inputs))
     datamodule, system = load_trained(cfg.ckpt_path, {"data": cfg.get("data") or {}, "system": cfg.get("system") or {}})
-    if not hasattr(system, "transcribe") or not hasattr(datamodule, "channels"):
-        raise PredictError(f"{cfg.ckpt_path}: a {type(system).__name__} on {type(datamodule).__name__} "
-                           "does not read text-line images")
+    if "transcribe" not in system.capabilities:
+        raise PredictError(f"{cfg.ckpt_path}: a {type(system).__name__} does not read text-line images")
     quantize_system(system, quantize, calibration_images(datamodule, cfg.get("calibration_batches", 8)))
     precision.convert_module(system).eval()
     transform = LineImageTransform(datamodule.height, datamodule.width, datamodule.channels)
-    paths = collect_inputs(str(cfg.inputs))
-
-    rows = []
-    for start in range(0, len(paths), cfg.batch_size):
-        chunk = paths[start : start + cfg.batch_size]
-        # (B, C, H, W) padded as the data module pads its batches, (B,) widths before padding
-        images, lengths = pad_batch([_load(p, transform) for p in chunk], datamodule.width,
-                                    getattr(datamodule, "fixed_width", False))
-        with torch.inference_mode(), precision.forward_context():
-            texts, confidence = system.transcribe(precision.convert_input(images), lengths)
-        for path, text, conf in zip(chunk, texts, confidence.float().tolist()):
-            rows.append((str(path), text, conf))
-            print(f"{path}\t{text}\t{conf:.4f}", flush=True)
 
     out = Path(cfg.paths.output_dir) / "predictions.tsv"
-    out.write_text("path\ttext\tconfidence\n" + "".join(f"{p}\t{t}\t{c:.4f}\n" for p, t, c in rows),
-                   encoding="utf-8")
+    done = _resume_from(out) if cfg.get("resume", False) else set()
+    if done:
+        log.info("resume: %d of %d images already in %s", len(done & {str(p) for p in paths}), len(paths), out)
+        paths = [p for p in paths if str(p) not in done]
+    else:
+        out.write_text("path\ttext\tconfidence\terror\n", encoding="utf-8")
+    rows, bad = [], 0
+    with out.open("a", encoding="utf-8") as tsv:
+        for start in range(0, len(paths), cfg.batch_size):
+            batch_paths = paths[start : start + cfg.batch_size]
+            chunk, images, results = [], [], {}
+            for path in batch_paths:
+                try:
+                    images.append(_load(path, transform))
+                    chunk.append(path)
+                except PredictError as err:
+                    if policy == "error":
+                        raise
+                    bad += 1
+                    log.warning("%s", err)
+                    if policy == "row":
+                        results[path] = ("", 0.0, " ".join(str(err).split()))
+            if images:
+                # (B, C, H, W) padded as the data module pads its batches, (B,) widths before padding
+                batch, lengths = pad_batch(images, datamodule.width, datamodule.fixed_width)
+                with torch.inference_mode(), precision.forward_context():
+                    texts, confidence = system.transcribe(precision.convert_input(batch), lengths)
+                results.update((p, (t, c, "")) for p, t, c in zip(chunk, texts, confidence.float().tolist()))
+            for path in (p for p in batch_paths if p in results):
+                text, conf, error = results[path]
+                rows.append((str(path), text, conf))
+                print(f"{path}\t{text}\t{conf:.4f}", flush=True)
+                tsv.write(f"{path}\t{text}\t{conf:.4f}\t{error}\n")
+            tsv.flush()
+    if bad:
+        log.warning("%d unreadable image(s) (on_bad_image=%s)", bad, policy)
     log.info("wrote %d predictions to %s", len(rows), out)
     return rows
 

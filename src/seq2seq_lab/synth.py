@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seq2seq_lab.configs import config_dir
 from seq2seq_lab.data.synth.corpus import CorpusSpec, generate_corpus
-from seq2seq_lab.errors import reported_errors
+from seq2seq_lab.errors import ConfigError, reported_errors
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ def spec_from_config(cfg: DictConfig) -> CorpusSpec:
     lo = cfg.min_length if cfg.min_length is not None else cfg.length
     hi = cfg.max_length if cfg.max_length is not None else cfg.length
     if lo is None or hi is None:
-        raise ValueError("set length=N, or min_length and max_length")
+        raise ConfigError("set length=N, or min_length and max_length")
     return CorpusSpec(
         num_train=cfg.num_train, num_val=cfg.num_val, num_test=cfg.num_test,
         charset=str(cfg.charset), charset_size=cfg.charset_size, min_length=int(lo), max_length=int(hi),

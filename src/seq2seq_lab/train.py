@@ -65,6 +65,7 @@ def prepare_corpus(cfg: DictConfig) -> None:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test as the config says; returns the final logged metrics."""
+    validate_config(cfg, check_paths=False)  # a typo is reported before any corpus is drawn
     prepare_corpus(cfg)
     validate_config(cfg)
     resolve_trainer_precision(cfg.trainer)

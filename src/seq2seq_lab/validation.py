@@ -13,7 +13,10 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from seq2seq_lab.data.charset import DUPLICATE_POLICIES, CharsetError, charset_file
+from seq2seq_lab.data.mnist.module import MNISTDataModule
+from seq2seq_lab.data.ocr.module import BAD_SAMPLE_POLICIES, UNKNOWN_CHAR_POLICIES
 from seq2seq_lab.data.ocr.sources import LABEL_FORMATS
+from seq2seq_lab.data.toy import TASKS
 from seq2seq_lab.errors import ConfigError
 from seq2seq_lab.models.attention import ATTENTIONS
 from seq2seq_lab.models.cells import CELLS
@@ -97,6 +100,13 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("data.num_workers", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     ("data.on_duplicate_char", lambda v: v in DUPLICATE_POLICIES, f"one of {', '.join(DUPLICATE_POLICIES)}"),
     ("data.label_format", lambda v: v in LABEL_FORMATS, f"one of {', '.join(LABEL_FORMATS)}"),
+    ("data.on_bad_sample", lambda v: v in BAD_SAMPLE_POLICIES, f"one of {', '.join(BAD_SAMPLE_POLICIES)}"),
+    ("data.on_unknown_char", lambda v: v is None or v in UNKNOWN_CHAR_POLICIES,
+     f"null or one of {', '.join(UNKNOWN_CHAR_POLICIES)}"),
+    ("data.view", lambda v: v in MNISTDataModule.VIEWS, f"one of {', '.join(MNISTDataModule.VIEWS)}"),
+    ("data.task", lambda v: v in TASKS, f"one of {', '.join(TASKS)}"),
+    ("data.val_fraction", lambda v: isinstance(v, (int, float)) and 0.0 <= v < 1.0, "a number in [0, 1)"),
+    ("data.val_size", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     ("system.teacher_forcing", optional_unit_interval, "null or a number in [0, 1]"),
     ("system.beam_width", positive_int, "an integer >= 1"),
     ("system.ctc_weight", dropout_rate, "a number in [0, 1)"),

@@ -1,11 +1,11 @@
 """What a system makes of a few samples: true and predicted text, and the attention.
 
-Knows three kinds of system: a classifier (``num_classes``; its forward returns
-``(logits, attention)``), a seq2seq system (a tokenizer and a :class:`Seq2Seq`
-``net`` whose ``generate`` returns ``(tokens, scores, attention)``; greedy search
-here, so that the attention exists even when the system evaluates with beam
-search), and any other system with ``transcribe(inputs, input_lengths) -> (texts, confidences)``
-(CTC: no attention). For others :func:`inspect_batch` returns None.
+Asks the system what it can do (``system.capabilities``): ``decode`` (a tokenizer and a
+:class:`~seq2seq_lab.models.seq2seq.Seq2Seq` ``net`` whose ``generate`` returns ``(tokens,
+scores, attention)``; greedy search here, so that the attention exists even when the system
+evaluates with beam search), else ``transcribe`` (``transcribe(inputs, input_lengths) ->
+(texts, confidences)``; CTC: no attention), else ``classify`` (its forward returns ``(logits,
+attention)``). For others :func:`inspect_batch` returns None.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-
-from seq2seq_lab.models.seq2seq import Seq2Seq
 
 
 @dataclass
@@ -57,19 +55,19 @@ def inspect_batch(system: Any, batch: dict[str, Any]) -> Inspection | None:
     was_training = system.training
     system.eval()
     try:
-        tokenizer = getattr(system, "tokenizer", None)
-        if tokenizer is not None and isinstance(getattr(system, "net", None), Seq2Seq):
+        tokenizer = system.tokenizer
+        if tokenizer is not None and "decode" in system.capabilities:
             max_length = targets.size(1) if targets.dim() == 2 else None
             tokens, _, attention = system.net.generate(inputs, lengths, tokenizer.EOS, max_length, beam_width=1)
             truths = list(batch["texts"]) if "texts" in batch else tokenizer.batch_decode(targets)
             preds = tokenizer.batch_decode(tokens)
             steps = [[tokenizer.decode([t]) or ("</s>" if t == tokenizer.EOS else "·") for t in row]
                      for row in tokens.tolist()]
-        elif tokenizer is not None and hasattr(system, "transcribe"):
+        elif tokenizer is not None and "transcribe" in system.capabilities:
             preds, _ = system.transcribe(inputs, lengths)
             truths = list(batch["texts"]) if "texts" in batch else tokenizer.batch_decode(targets)
             attention, steps = None, [[] for _ in preds]
-        elif getattr(system, "num_classes", None) and targets.dim() == 1:
+        elif "classify" in system.capabilities and targets.dim() == 1:
             logits, attention = system(inputs, lengths)
             truths = [str(int(t)) for t in targets]
             preds = [str(int(p)) for p in logits.argmax(-1)]

@@ -34,6 +34,9 @@ class BaseSystem(L.LightningModule):
         monitor: the validation metric whose best value is tracked.
     """
 
+    # what callers may ask of it: classify (a label per input), decode (token sequences), transcribe (images -> text)
+    capabilities: frozenset[str] = frozenset()
+
     def __init__(
         self,
         optimizer: Callable[..., torch.optim.Optimizer],
@@ -50,6 +53,7 @@ class BaseSystem(L.LightningModule):
         self.losses = torch.nn.ModuleDict({f"{s}_loss": MeanMetric() for s in ("train", "val", "test")})
         self.best = MaxMetric()
         self.run_config: dict | None = None  # stored in checkpoints; set by the entry point
+        self.tokenizer = None  # text systems set theirs (after this); its charset is stored in checkpoints
 
     # -- subclass interface -------------------------------------------------
     def compute_loss(self, batch: dict) -> tuple[torch.Tensor, Any]:
@@ -129,6 +133,9 @@ class BaseSystem(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.run_config is not None:
             checkpoint["run_config"] = self.run_config
+        if self.tokenizer is not None:
+            # the charset travels with the weights: eval/predict need no charset file of the training machine
+            checkpoint["charset"] = list(self.tokenizer.chars)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.run_config = checkpoint.get("run_config", self.run_config)

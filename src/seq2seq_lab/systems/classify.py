@@ -20,6 +20,8 @@ class ClassifySystem(BaseSystem):
         num_classes: classes of ``targets (B,)``.
     """
 
+    capabilities = frozenset({"classify"})  # one label per input
+
     def __init__(self, model: nn.Module, num_classes: int, **kwargs):
         super().__init__(**kwargs)
         self.net = SequenceClassifier(model, num_classes)

@@ -25,6 +25,8 @@ class CTCSystem(BaseSystem):
         tokenizer: the data module's tokenizer.
     """
 
+    capabilities = frozenset({"transcribe"})  # text-line images -> text
+
     blank = Tokenizer.SOS
 
     def __init__(self, model: CTCModel, tokenizer: Tokenizer, **kwargs):

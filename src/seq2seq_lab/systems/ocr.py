@@ -29,6 +29,8 @@ class OCRSystem(Seq2SeqSystem):
         others: as :class:`Seq2SeqSystem`.
     """
 
+    capabilities = frozenset({"decode", "transcribe"})  # text-line images -> text
+
     def __init__(self, *args, ctc_weight: float = 0.0, **kwargs):
         kwargs.setdefault("monitor", "line_acc")
         super().__init__(*args, **kwargs)

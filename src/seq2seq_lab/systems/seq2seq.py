@@ -35,6 +35,8 @@ class Seq2SeqSystem(BaseSystem):
         label_smoothing: of the cross-entropy.
     """
 
+    capabilities = frozenset({"decode"})  # token sequences
+
     def __init__(
         self,
         model: Seq2Seq,

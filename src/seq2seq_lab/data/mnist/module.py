@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from seq2seq_lab.data.batching import ResumableDataModule, TensorBatchDataset, make_loader
 from seq2seq_lab.data.mnist.idx import parse_idx, parse_idx_header, read_idx_bytes
 from seq2seq_lab.data.paths import DATA_DIR_ENV, resolve_data_dir
-from seq2seq_lab.errors import LabError
+from seq2seq_lab.errors import ConfigError, LabError
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +303,8 @@ class MNISTDataModule(ResumableDataModule):
             images, labels = load_mnist(self.data_dir, "train", self.download)
             n = len(images)
             if self.val_size >= n:
-                raise ValueError(f"val_size={self.val_size} leaves no training data ({n} training images)")
+                raise ConfigError(f"data.val_size={self.val_size} leaves no training data "
+                                  f"({n} training images in {self.data_dir})")
             self.image_hw = (images.shape[1], images.shape[2])
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
             self.val_indices = perm[: self.val_size]

@@ -61,6 +61,7 @@ def open_env(path: str) -> lmdb.Environment:
 
     Raises:
         FileNotFoundError: no ``data.mdb`` under ``path``.
+        LMDBFormatError: ``data.mdb`` is not a readable LMDB database.
     """
     key = os.path.realpath(path)
     entry = _ENVS.get(key)
@@ -71,7 +72,10 @@ def open_env(path: str) -> lmdb.Environment:
         env.close()
     if not is_lmdb_dir(path):
         raise FileNotFoundError(f"{path}: not an LMDB directory (no data.mdb)")
-    env = lmdb.open(path, readonly=True, lock=False, readahead=False, meminit=False)
+    try:
+        env = lmdb.open(path, readonly=True, lock=False, readahead=False, meminit=False)
+    except lmdb.Error as err:  # InvalidError, CorruptedError, ... : a damaged or foreign data.mdb
+        raise LMDBFormatError(f"{path}: cannot open the LMDB database ({type(err).__name__}: {err})") from None
     _ENVS[key] = (os.getpid(), env)
     return env
 

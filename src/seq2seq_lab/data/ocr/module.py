@@ -317,8 +317,8 @@ class OCRDataModule(ResumableDataModule):
             if self.specs["val"] is None and self.val_fraction > 0:
                 n_val = max(1, round(len(samples) * self.val_fraction))
                 if n_val >= len(samples):
-                    raise ValueError(f"val_fraction={self.val_fraction} leaves no training samples "
-                                     f"({len(samples)} in train)")
+                    raise ConfigError(f"data.val_fraction={self.val_fraction} leaves no training samples "
+                                      f"({len(samples)} in {self.specs['train']})")
                 perm = torch.randperm(len(samples), generator=torch.Generator().manual_seed(self.seed)).tolist()
                 self.datasets["val"] = self._dataset([samples[i] for i in sorted(perm[:n_val])], augment=False)
                 samples = [samples[i] for i in sorted(perm[n_val:])]

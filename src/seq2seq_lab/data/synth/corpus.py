@@ -50,7 +50,7 @@ from seq2seq_lab.data.synth.fonts import find_fonts
 from seq2seq_lab.data.synth.look import LookConfig, render_real_line
 from seq2seq_lab.data.synth.render import RenderConfig, render_line
 from seq2seq_lab.data.synth.text import TextSampler, load_charset, read_text_source, text_source_file
-from seq2seq_lab.errors import LabError
+from seq2seq_lab.errors import ConfigError, LabError
 
 log = logging.getLogger(__name__)
 
@@ -97,16 +97,18 @@ class CorpusSpec:
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
-            raise ValueError(f"format must be one of {sorted(FORMATS)}, got {self.format!r}")
+            raise ConfigError(f"format must be one of {sorted(FORMATS)}, got {self.format!r}")
         if min(self.num_train, self.num_val, self.num_test, self.num_test_heldout or 0) < 0:
-            raise ValueError("num_train, num_val, num_test and num_test_heldout must be >= 0")
+            raise ConfigError("num_train, num_val, num_test and num_test_heldout must be >= 0")
         if (self.style or "simple") not in STYLES:
-            raise ValueError(f"style must be one of {STYLES}, got {self.style!r}")
+            raise ConfigError(f"style must be one of {STYLES}, got {self.style!r}")
         if self.num_test_heldout and not self.heldout_fonts:
-            raise ValueError("num_test_heldout > 0 needs heldout_fonts: the fonts kept out of training")
+            raise ConfigError("num_test_heldout > 0 needs heldout_fonts: the fonts kept out of training")
         overlap = set(self.fonts) & set(self.heldout_fonts or [])
         if overlap:
-            raise ValueError(f"heldout_fonts must not be in fonts: {sorted(overlap)}")
+            raise ConfigError(f"heldout_fonts must not be in fonts: {sorted(overlap)}")
+        if self.text_file:
+            text_source_file(self.text_file)  # a missing file or package is named before any drawing
         self.render = RenderConfig(**self.render).to_dict()  # validated, with every default filled
         if self.style == "real":
             self.look = LookConfig(**(self.look or {})).to_dict()
@@ -157,7 +159,7 @@ def _draw(i: int, rng: np.random.Generator) -> tuple[str, Image.Image, str]:
         if faces:
             image, face = render_real_line(label, faces, rng, s["render"])
             return label, image, face.name
-    raise ValueError(f"no font among {[f.name for f in pool]} covers 100 labels in a row (last {label!r})")
+    raise ConfigError(f"no font among {[f.name for f in pool]} covers 100 labels in a row (last {label!r})")
 
 
 def _make_samples(indices: range) -> list[tuple[int, str, str]]:
@@ -287,7 +289,7 @@ def generate_corpus(spec: CorpusSpec, out_dir: str | os.PathLike, workers: int =
     fonts = resolve_faces(spec.fonts) if real else find_fonts(spec.fonts, charset)
     heldout = resolve_faces(spec.heldout_fonts, "heldout_fonts") if "test_heldout" in counts else []
     if set(fonts) & set(heldout):
-        raise ValueError(f"heldout_fonts name faces that fonts names too: {sorted(map(str, set(fonts) & set(heldout)))}")
+        raise ConfigError(f"heldout_fonts name faces that fonts names too: {sorted(map(str, set(fonts) & set(heldout)))}")
     lines = read_text_source(spec.text_file) if spec.text_file else None
     sampler = TextSampler(charset, spec.min_length, spec.max_length, lines, spec.policy, spec.zipf,
                           rare_share=spec.rare_share or 0.0)

@@ -32,6 +32,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from seq2seq_lab.data.synth.faces import FontFace
 from seq2seq_lab.data.synth.render import check_ranges, settings_dict
+from seq2seq_lab.errors import ConfigError
 
 __all__ = ["LookConfig", "render_real_line"]
 
@@ -84,9 +85,9 @@ class LookConfig:
     def __post_init__(self) -> None:
         check_ranges(self)
         if self.height < 8 or self.max_width < self.height:
-            raise ValueError(f"render.height must be >= 8 and max_width >= height, got {self.height}, {self.max_width}")
+            raise ConfigError(f"render.height must be >= 8 and max_width >= height, got {self.height}, {self.max_width}")
         if not 0 <= self.contrast[0] <= 255:
-            raise ValueError(f"render.contrast must lie in [0, 255], got {list(self.contrast)}")
+            raise ConfigError(f"render.contrast must lie in [0, 255], got {list(self.contrast)}")
 
     def to_dict(self) -> dict:
         return settings_dict(self)
@@ -183,7 +184,7 @@ def render_real_line(text: str, faces: list[FontFace], rng: np.random.Generator,
     """
     cfg = cfg or LookConfig()
     if not faces:
-        raise ValueError(f"no font face covers {text!r}")
+        raise ConfigError(f"no font face covers {text!r}")
     face = faces[int(rng.integers(0, len(faces)))]
     size = max(12, round(rng.uniform(*cfg.font_size) * cfg.height * _SS))
     mask = _bend(_glyph_mask(text, face, size, rng, cfg), rng, cfg)

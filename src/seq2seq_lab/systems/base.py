@@ -10,6 +10,8 @@ import lightning as L
 import torch
 from torchmetrics import MaxMetric, MeanMetric, Metric
 
+from seq2seq_lab.systems.schedules import seconds
+
 
 def check_vocabulary(model: torch.nn.Module, tokenizer: Any) -> None:
     """A text model's output size must be its tokenizer's vocabulary size."""
@@ -29,7 +31,8 @@ class BaseSystem(L.LightningModule):
     Args:
         optimizer: factory ``params -> Optimizer`` (a Hydra partial).
         scheduler: optional factory ``optimizer -> LRScheduler``; a ``total_steps``
-            argument it leaves open is filled with the run's number of steps.
+            argument it leaves open is filled with the run's number of steps, a
+            ``max_seconds`` one with ``trainer.max_time`` in seconds (None without one).
         scheduler_interval: ``epoch`` or ``step``.
         monitor: the validation metric whose best value is tracked.
     """
@@ -125,8 +128,11 @@ class BaseSystem(L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         kwargs = {}
-        if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
+        wanted = inspect.signature(self.scheduler_factory).parameters
+        if "total_steps" in wanted:
             kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        if "max_seconds" in wanted:  # the time budget, for schedules that must end within it
+            kwargs["max_seconds"] = seconds(((self.run_config or {}).get("trainer") or {}).get("max_time"))
         scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
 

@@ -18,8 +18,7 @@ from seq2seq_lab.configs import config_dir
 from seq2seq_lab.ddp_hydra import ddp_ranks_share_job_dir
 from seq2seq_lab.errors import reported_errors
 from seq2seq_lab.runs import STOPPED_EXIT_CODE, failed_job_value, main_guard
-from seq2seq_lab.data.synth.corpus import generate_corpus
-from seq2seq_lab.synth import spec_from_config
+from seq2seq_lab.data.synth.corpus import generate_corpus, spec_from_config
 from seq2seq_lab.precision import resolve_trainer_precision
 from seq2seq_lab.validation import validate_config
 

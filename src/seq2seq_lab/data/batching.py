@@ -248,6 +248,7 @@ def make_loader(
     widths: Sequence[int] | None = None,
     pool_batches: int = 50,
     resume_at: tuple[int, int] | None = None,
+    sampler: Sampler[int] | None = None,
 ) -> DataLoader:
     """Build a ``DataLoader`` wired for :class:`TensorBatchDataset`.
 
@@ -267,16 +268,20 @@ def make_loader(
         pool_batches: see ``widths``.
         resume_at: ``(epoch, batches done)`` of a mid-epoch checkpoint: skip those
             batches in that epoch (see :class:`ResumableLoader`).
+        sampler: the indices to load, in order (it must have ``set_epoch``); overrides
+            ``shuffle``, ``seed`` and ``widths``.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    sampler = EpochRandomSampler(dataset, seed) if shuffle and seed is not None else None
+    given = sampler is not None
+    if not given:
+        sampler = EpochRandomSampler(dataset, seed) if shuffle and seed is not None else None
     if sampler is not None and resume_at:
         # a resumed run's first iterator is made before Lightning sets the epoch (and workers prefetch at once)
         sampler.set_epoch(resume_at[0])
     common = dict(num_workers=num_workers, collate_fn=collate_fn, pin_memory=pin_memory,
                   persistent_workers=num_workers > 0, resume_at=resume_at)
-    if widths is not None:
+    if widths is not None and not given:
         order = sampler or (RandomSampler(dataset) if shuffle else SequentialSampler(dataset))
         batches = WidthBucketBatchSampler(order, batch_size, drop_last, widths,
                                           pool_batches if shuffle else None, shuffle, seed)

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from seq2seq_lab.data.batching import ResumableDataModule, make_loader
 from seq2seq_lab.data.charset import DUPLICATE_POLICIES, read_charset
 from seq2seq_lab.data.ocr.lmdb_io import LMDBSource, is_lmdb_dir
+from seq2seq_lab.data.ocr.on_the_fly import FreshLinesSampler, OnTheFlyLines, line_item
 from seq2seq_lab.data.ocr.sources import (
     LABEL_FORMATS,
     BadSampleError,
@@ -30,6 +31,8 @@ from seq2seq_lab.data.ocr.sources import (
 )
 from seq2seq_lab.data.ocr.transforms import LineImageTransform
 from seq2seq_lab.data.ocr.widths import header_size, pad_batch
+from seq2seq_lab.data.synth.corpus import spec_from_config
+from seq2seq_lab.data.synth.drawer import make_drawer
 from seq2seq_lab.data.tokenizer import Tokenizer
 from seq2seq_lab.errors import ConfigError
 
@@ -135,15 +138,7 @@ class OCRDataset(Dataset):
         image, width = result
         # chars..., EOS; an index-form label keeps its charset lines (a repeated character's line)
         ids = self.tokenizer.encode_lines(sample.lines) if sample.lines else self.tokenizer.encode(sample.label)
-        targets = torch.full((self.max_length + 1,), self.tokenizer.PAD, dtype=torch.long)
-        targets[: len(ids)] = torch.tensor(ids, dtype=torch.long)
-        return {
-            "inputs": image,
-            "input_lengths": torch.tensor(width, dtype=torch.long),
-            "targets": targets,
-            "target_lengths": torch.tensor(len(ids), dtype=torch.long),
-            "texts": sample.label,
-        }
+        return line_item(image, width, ids, sample.label, self.max_length, self.tokenizer.PAD)
 
 
 def collate_ocr(items: list[dict[str, Any]], max_width: int | None = None, fixed_width: bool = False) -> dict[str, Any]:
@@ -210,6 +205,10 @@ class OCRDataModule(ResumableDataModule):
             the image headers, read once per split. False: plain shuffle, file order.
         fixed_width: pad every batch to ``width`` (one input size). With ``bucket_by_width: false``
             a data set of ``width``-wide images gives the batches it gave before variable widths.
+        on_the_fly: draw the training lines with the generator as training goes, ``synth.num_train``
+            new ones every epoch (:mod:`~seq2seq_lab.data.ocr.on_the_fly`), instead of reading ``train``;
+            validation and test still read their lists. Not bucketed by width.
+        synth: the generator's settings (conf/synth.yaml's keys; experiments pass their ``synth`` block).
     """
 
     def __init__(
@@ -235,6 +234,8 @@ class OCRDataModule(ResumableDataModule):
         fixed_width: bool = False,
         on_duplicate_char: str = "warn",
         label_format: str = "auto",
+        on_the_fly: bool = False,
+        synth: dict | None = None,
     ):
         super().__init__()
         _check_choice("on_bad_sample", on_bad_sample, BAD_SAMPLE_POLICIES)
@@ -267,6 +268,9 @@ class OCRDataModule(ResumableDataModule):
         self.seed = seed
         self.pin_memory = pin_memory
         self.bucket_by_width, self.fixed_width = bucket_by_width, fixed_width
+        if on_the_fly and not synth:
+            raise ConfigError("data.on_the_fly=true needs data.synth: the generator's settings (e.g. data.synth=${synth})")
+        self.synth_spec = spec_from_config(synth) if on_the_fly else None
 
         self.tokenizer = Tokenizer(self.charset, use_unk=(on_unknown_char or on_bad_sample) == "unk")
         self.output_dim = self.tokenizer.vocab_size
@@ -312,6 +316,12 @@ class OCRDataModule(ResumableDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Index the splits ``stage`` needs (once each)."""
         want_fit = stage in (None, "fit", "validate")
+        if want_fit and "train" not in self.datasets and self.synth_spec is not None:
+            spec = self.synth_spec
+            transform = LineImageTransform(self.height, self.width, self.channels, augment=self.augment)
+            self.datasets["train"] = OnTheFlyLines(make_drawer(spec), spec.num_train, self.tokenizer,
+                                                   self.max_length, transform)
+            log.info("train: %d lines drawn on the fly every epoch (%s style)", spec.num_train, spec.style or "simple")
         if want_fit and "train" not in self.datasets and self.specs["train"] is not None:
             samples = self._index("train", self.specs["train"])
             if self.specs["val"] is None and self.val_fraction > 0:
@@ -334,11 +344,13 @@ class OCRDataModule(ResumableDataModule):
         if split not in self.datasets:
             raise ConfigError(f"no {split} data configured (data.{split} is null)")
         dataset = self.datasets[split]
+        fresh = isinstance(dataset, OnTheFlyLines)
         return make_loader(
             dataset, batch_size, shuffle, self.num_workers, seed=self.seed,
             collate_fn=functools.partial(collate_ocr, max_width=self.width, fixed_width=self.fixed_width),
-            pin_memory=self.pin_memory, widths=dataset.widths() if self.bucket_by_width else None,
+            pin_memory=self.pin_memory, widths=dataset.widths() if self.bucket_by_width and not fresh else None,
             resume_at=self.resume_at if shuffle else None,
+            sampler=FreshLinesSampler(len(dataset), sum(self.synth_spec.counts().values()), self.seed) if fresh else None,
         )
 
     def train_dataloader(self) -> DataLoader:

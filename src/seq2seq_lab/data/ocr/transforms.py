@@ -167,7 +167,11 @@ class LineImageTransform:
                              resample=Image.Resampling.BILINEAR, fillcolor=fill)
 
     def __call__(self, data: bytes) -> tuple[torch.Tensor, int]:
-        img = self.resize(decode_image(data, self.mode))
+        return self.from_image(decode_image(data, self.mode))
+
+    def from_image(self, img: Image.Image) -> tuple[torch.Tensor, int]:
+        """The same for a decoded image (converted to this transform's mode first)."""
+        img = self.resize(img if img.mode == self.mode else img.convert(self.mode))
         if self.augment:
             img = self.augment_image(img)
         arr = np.array(img, dtype=np.uint8)  # (h, w) or (h, w, 3), a writable copy

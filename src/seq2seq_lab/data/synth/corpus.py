@@ -34,8 +34,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
+from omegaconf import DictConfig, OmegaConf
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -45,16 +44,15 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from seq2seq_lab.data.synth.faces import FontFace, faces_for, resolve_faces
-from seq2seq_lab.data.synth.fonts import find_fonts
-from seq2seq_lab.data.synth.look import LookConfig, render_real_line
-from seq2seq_lab.data.synth.render import RenderConfig, render_line
-from seq2seq_lab.data.synth.text import TextSampler, load_charset, read_text_source, text_source_file
+from seq2seq_lab.data.synth.drawer import LineDrawer, make_drawer
+from seq2seq_lab.data.synth.look import LookConfig
+from seq2seq_lab.data.synth.render import RenderConfig
+from seq2seq_lab.data.synth.text import load_charset, text_source_file
 from seq2seq_lab.errors import ConfigError, LabError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CorpusExistsError", "CorpusSpec", "generate_corpus", "image_name"]
+__all__ = ["CorpusExistsError", "CorpusSpec", "generate_corpus", "image_name", "spec_from_config"]
 
 SPLITS = ("train", "val", "test", "test_heldout")
 STYLES = ("simple", "real")  # render.render_line | look.render_real_line
@@ -119,6 +117,28 @@ class CorpusSpec:
         return counts | ({"test_heldout": self.num_test_heldout} if self.num_test_heldout else {})
 
 
+def spec_from_config(cfg) -> CorpusSpec:
+    """The spec from a ``synth`` config (conf/synth.yaml's keys; a DictConfig or a plain dict).
+
+    ``min_length``/``max_length``, when set, win over ``length``.
+    """
+    cfg = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    lo = cfg.get("min_length") if cfg.get("min_length") is not None else cfg.get("length")
+    hi = cfg.get("max_length") if cfg.get("max_length") is not None else cfg.get("length")
+    if lo is None or hi is None:
+        raise ConfigError("set length=N, or min_length and max_length")
+    return CorpusSpec(
+        num_train=cfg["num_train"], num_val=cfg["num_val"], num_test=cfg["num_test"],
+        charset=str(cfg["charset"]), charset_size=cfg.get("charset_size"), min_length=int(lo), max_length=int(hi),
+        text_file=cfg.get("text_file"), policy=cfg.get("policy", "drop"), zipf=cfg.get("zipf"),
+        fonts=[str(f) for f in cfg.get("fonts") or []], seed=cfg.get("seed", 0),
+        format=cfg.get("format", "jpg"), quality=cfg.get("quality", 95), lmdb=cfg.get("lmdb", False),
+        render=cfg.get("render") or {}, style=cfg.get("style"), num_test_heldout=cfg.get("num_test_heldout"),
+        heldout_fonts=[str(f) for f in cfg["heldout_fonts"]] if cfg.get("heldout_fonts") else None,
+        rare_share=cfg.get("rare_share"), look=cfg.get("look") or None,
+    )
+
+
 def image_name(index: int, fmt: str) -> str:
     """An image's path relative to the corpus directory."""
     return f"images/{index:09d}.{fmt}"
@@ -139,27 +159,8 @@ def _text_sha1(spec: str | None) -> str | None:
 _state: dict = {}
 
 
-def _init_worker(sampler: TextSampler, fonts: list, heldout: tuple[int, list[FontFace]], render: RenderConfig,
-                 seed: int, root: str, fmt: str, quality: int) -> None:
-    _state.update(sampler=sampler, fonts=fonts, heldout=heldout, render=render, seed=seed, root=root, fmt=fmt,
-                  quality=quality)
-
-
-def _draw(i: int, rng: np.random.Generator) -> tuple[str, Image.Image, str]:
-    """Sample ``i``'s label, image and font: per-line coverage for the realistic style."""
-    s = _state
-    if not isinstance(s["render"], LookConfig):
-        label = s["sampler"].sample(rng)
-        return label, render_line(label, s["fonts"], rng, s["render"]), ""
-    first_heldout, heldout = s["heldout"]
-    pool = heldout if i >= first_heldout else s["fonts"]
-    for _ in range(100):  # a label no face covers is drawn again
-        label = s["sampler"].sample(rng)
-        faces = faces_for(label, pool)
-        if faces:
-            image, face = render_real_line(label, faces, rng, s["render"])
-            return label, image, face.name
-    raise ConfigError(f"no font among {[f.name for f in pool]} covers 100 labels in a row (last {label!r})")
+def _init_worker(drawer: LineDrawer, first_heldout: int, root: str, fmt: str, quality: int) -> None:
+    _state.update(drawer=drawer, first_heldout=first_heldout, root=root, fmt=fmt, quality=quality)
 
 
 def _make_samples(indices: range) -> list[tuple[int, str, str]]:
@@ -167,7 +168,7 @@ def _make_samples(indices: range) -> list[tuple[int, str, str]]:
     save = {"quality": s["quality"]} if s["fmt"] == "jpg" else {"compress_level": 1}
     out = []
     for i in indices:
-        label, image, face = _draw(i, np.random.default_rng([s["seed"], i]))
+        label, image, face = s["drawer"].draw(i, heldout=i >= s["first_heldout"])
         image.save(os.path.join(s["root"], image_name(i, s["fmt"])), FORMATS[s["fmt"]], **save)
         out.append((i, label, face))
     return out
@@ -285,28 +286,20 @@ def generate_corpus(spec: CorpusSpec, out_dir: str | os.PathLike, workers: int =
 
     t0 = time.perf_counter()
     counts = spec.counts()
-    real = spec.style == "real"
-    fonts = resolve_faces(spec.fonts) if real else find_fonts(spec.fonts, charset)
-    heldout = resolve_faces(spec.heldout_fonts, "heldout_fonts") if "test_heldout" in counts else []
-    if set(fonts) & set(heldout):
-        raise ConfigError(f"heldout_fonts name faces that fonts names too: {sorted(map(str, set(fonts) & set(heldout)))}")
-    lines = read_text_source(spec.text_file) if spec.text_file else None
-    sampler = TextSampler(charset, spec.min_length, spec.max_length, lines, spec.policy, spec.zipf,
-                          rare_share=spec.rare_share or 0.0)
+    drawer = make_drawer(spec, with_heldout="test_heldout" in counts)
     manifest = {"version": MANIFEST_VERSION, "args": identity, "complete": False, "counts": counts,
-                "charset_size": len(charset), "fonts": [str(f) for f in fonts],
-                "heldout_fonts": [str(f) for f in heldout], "text_source": spec.text_file,
-                "rare_characters": len(sampler.rare) if spec.rare_share else 0}
+                "charset_size": len(charset), "fonts": [str(f) for f in drawer.fonts],
+                "heldout_fonts": [str(f) for f in drawer.heldout], "text_source": spec.text_file,
+                "rare_characters": len(drawer.sampler.rare) if spec.rare_share else 0}
     (out / "images").mkdir(parents=True, exist_ok=True)
     _write_text(out / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2))
     log.info("writing %d lines (%s) to %s with %d font(s), %d worker(s)",
-             sum(counts.values()), counts, out, len(fonts), workers)
+             sum(counts.values()), counts, out, len(drawer.fonts), workers)
 
-    look = LookConfig(**spec.look) if real else RenderConfig(**spec.render)
     first_heldout = sum(counts.values()) - counts.get("test_heldout", 0)
-    initargs = (sampler, fonts, (first_heldout, heldout), look, spec.seed, str(out), spec.format, spec.quality)
+    initargs = (drawer, first_heldout, str(out), spec.format, spec.quality)
     labels, faces = _run(sum(counts.values()), workers, initargs, progress)
-    if real:
+    if spec.style == "real":
         _write_text(out / FONT_LIST, "".join(f"{image_name(i, spec.format)}\t{f}\n" for i, f in enumerate(faces)))
     _write_text(out / "charset.txt", "".join(c + "\n" for c in charset))
     start = 0

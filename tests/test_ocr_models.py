@@ -151,7 +151,8 @@ def test_joint_ctc_attention_loss_mixes_the_two_terms():
     system = OCRSystem(model, tokenizer, ctc_weight=0.25, optimizer=functools.partial(torch.optim.Adam)).eval()
     targets = torch.tensor([[2, 3, 1, tokenizer.PAD], [4, 5, 6, 1]])
     batch = {"inputs": torch.rand(2, 1, 32, 64), "targets": targets, "target_lengths": torch.tensor([3, 4])}
-    loss, logits = system.compute_loss(batch)
+    loss, outputs = system.compute_loss(batch)
+    logits = outputs["logits"]
 
     memory, mask, _ = model.encode(batch["inputs"])
     ce = system.token_loss(model(batch["inputs"], targets=targets, teacher_forcing=1.0)[0], targets)

@@ -73,7 +73,18 @@ class Seq2Seq(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Decode without targets: tokens ``(B, L')``, scores ``(B,)`` and attention
         ``(B, L', T')`` (None for beam search)."""
-        memory, mask, summary = self.encode(inputs, input_lengths)
+        return self.search(*self.encode(inputs, input_lengths), eos_id, max_length, beam_width)
+
+    def search(
+        self,
+        memory: torch.Tensor,
+        mask: torch.Tensor,
+        summary: torch.Tensor,
+        eos_id: int,
+        max_length: int | None = None,
+        beam_width: int = 1,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:meth:`generate` over an encoding (:meth:`encode`), e.g. the one a loss already computed."""
         steps = max_length or self.output_length
         if beam_width > 1:
             tokens, scores = beam(self.decoder, memory, mask, summary, steps, eos_id, beam_width)

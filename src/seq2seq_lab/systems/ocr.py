@@ -41,16 +41,15 @@ class OCRSystem(Seq2SeqSystem):
         self.ctc_weight = ctc_weight
         self.text_metrics = text_metrics()
 
-    def compute_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        ce, outputs = super().compute_loss(batch)
         if not self.ctc_weight:
-            return super().compute_loss(batch)
+            return ce, outputs
+        memory, mask, _ = outputs["encoded"]
         targets = batch["targets"]  # (B, L): chars, EOS, PAD
-        memory, mask, summary = self.net.encode(batch["inputs"], batch.get("input_lengths"))
-        logits, _ = self.net.decode(memory, mask, summary, targets, self.teacher_forcing_ratio)
-        ce = self.token_loss(logits, targets)
         ctc = ctc_loss(self.net.ctc_head(memory), mask.sum(1), targets, batch["target_lengths"] - 1, Tokenizer.SOS)
         self.loss_parts = {"ce_loss": ce.detach(), "ctc_loss": ctc.detach()}
-        return (1 - self.ctc_weight) * ce + self.ctc_weight * ctc, logits
+        return (1 - self.ctc_weight) * ce + self.ctc_weight * ctc, outputs
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = super().training_step(batch, batch_idx)
@@ -59,9 +58,9 @@ class OCRSystem(Seq2SeqSystem):
                           batch_size=batch["targets"].size(0))
         return loss
 
-    def update_metrics(self, batch: dict, outputs: torch.Tensor, stage: str) -> None:
+    def update_metrics(self, batch: dict, outputs: dict, stage: str) -> None:
         targets = batch["targets"]  # (B, L)
-        tokens, _, _ = self(batch["inputs"], batch.get("input_lengths"), max_length=targets.size(1))
+        tokens, _, _ = self.decode_batch(batch, outputs)
         preds = align_predictions(tokens, targets.size(1), self.tokenizer.EOS, self.tokenizer.PAD)  # (B, L)
         unk = targets == self.tokenizer.UNK  # (B, L): a reference UNK is wrong whatever the prediction
         self.exact_match[stage].update(preds.masked_fill(unk, self.tokenizer.PAD), targets)

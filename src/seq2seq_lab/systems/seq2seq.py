@@ -78,15 +78,21 @@ class Seq2SeqSystem(BaseSystem):
             label_smoothing=self.label_smoothing,
         )
 
-    def compute_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        """The loss and ``{"logits": (B, L, V), "encoded": (memory, mask, summary)}``: validation decodes
+        from the same encoding instead of encoding the batch again."""
         targets = batch["targets"]
-        logits, _ = self.net(batch["inputs"], batch.get("input_lengths"), targets,
-                             teacher_forcing=self.teacher_forcing_ratio)
-        return self.token_loss(logits, targets), logits
+        encoded = self.net.encode(batch["inputs"], batch.get("input_lengths"))
+        logits, _ = self.net.decode(*encoded, targets, self.teacher_forcing_ratio)
+        return self.token_loss(logits, targets), {"logits": logits, "encoded": encoded}
 
-    def update_metrics(self, batch: dict, outputs: torch.Tensor, stage: str) -> None:
+    def decode_batch(self, batch: dict, outputs: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Tokens ``(B, L')``, scores and attention of the batch, searched from the loss's encoding."""
+        return self.net.search(*outputs["encoded"], self.tokenizer.EOS, batch["targets"].size(1), self.beam_width)
+
+    def update_metrics(self, batch: dict, outputs: dict, stage: str) -> None:
         targets = batch["targets"]
-        tokens, _, _ = self(batch["inputs"], batch.get("input_lengths"), max_length=targets.size(1))
+        tokens, _, _ = self.decode_batch(batch, outputs)
         preds = align_predictions(tokens, targets.size(1), self.tokenizer.EOS, self.tokenizer.PAD)
         self.exact_match[stage].update(preds, targets)
 

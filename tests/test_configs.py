@@ -93,3 +93,12 @@ def test_toy_reverse_learns(tmp_path):
     )
     metrics = train(cfg)
     assert metrics["test/acc"] >= 0.9, metrics
+    # the exposure-bias gap: the same encoding decoded teacher-forced and free-running
+    for stage in ("val", "test"):
+        assert metrics[f"{stage}/exposure_gap"] == pytest.approx(metrics[f"{stage}/loss_free"] - metrics[f"{stage}/loss"],
+                                                                  abs=1e-5)
+        assert metrics[f"{stage}/exposure_gap_acc"] == pytest.approx(
+            metrics[f"{stage}/token_acc_tf"] - metrics[f"{stage}/token_acc_free"], abs=1e-5)
+        assert 0.9 <= metrics[f"{stage}/token_acc_free"] <= metrics[f"{stage}/token_acc_tf"] + 0.02
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert "val/exposure_gap" in written and "test/exposure_gap" in written

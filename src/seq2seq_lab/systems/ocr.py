@@ -67,9 +67,10 @@ class OCRSystem(Seq2SeqSystem):
         texts, refs = self.tokenizer.batch_decode(preds), decode_references(self.tokenizer, targets)
         for metric in self.text_metrics[stage].values():
             metric.update(texts, refs)
+        self.update_exposure(batch, outputs, stage)
 
     def stage_metrics(self, stage: str) -> dict:
-        return {"acc": self.exact_match[stage], **self.text_metrics[stage]}
+        return {"acc": self.exact_match[stage], **self.text_metrics[stage], **self.exposure_metrics(stage)}
 
     @torch.no_grad()
     def transcribe(

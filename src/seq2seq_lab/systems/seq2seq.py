@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassExactMatch
 
 from seq2seq_lab.data.tokenizer import Tokenizer
@@ -21,11 +22,21 @@ def align_predictions(tokens: torch.Tensor, length: int, eos_id: int, pad_id: in
     return F.pad(tokens, (0, length - tokens.size(1)), value=pad_id)
 
 
+EXPOSURE_METRICS = ("loss_free", "token_acc_tf", "token_acc_free")
+
+
 class Seq2SeqSystem(BaseSystem):
     """Token targets ``(B, L)`` (chars, EOS, PAD). Training uses teacher forcing at
     ``model.teacher_force`` (or ``teacher_forcing``); validation and test log the
     teacher-forced loss and the whole-sequence accuracy ``acc`` of the decoded
     output (greedy, or beam search when ``beam_width > 1``).
+
+    They also log the exposure-bias gap: the same encoding decoded teacher-forced
+    (``loss``, ``token_acc_tf``) and free-running, each step fed the model's own
+    previous output (``loss_free``, ``token_acc_free``), and at the epoch's end
+    ``exposure_gap`` (``loss_free - loss``) and ``exposure_gap_acc``
+    (``token_acc_tf - token_acc_free``). Token accuracies count every target
+    token (characters and EOS), PAD excluded.
 
     Args:
         model: a :class:`~seq2seq_lab.models.Seq2Seq` in token mode.
@@ -58,6 +69,9 @@ class Seq2SeqSystem(BaseSystem):
                 s: MulticlassExactMatch(tokenizer.vocab_size, ignore_index=tokenizer.PAD)
                 for s in ("val", "test")
             }
+        )
+        self.exposure = nn.ModuleDict(
+            {s: nn.ModuleDict({k: MeanMetric() for k in EXPOSURE_METRICS}) for s in ("val", "test")}
         )
 
     def forward(self, inputs: torch.Tensor, input_lengths: torch.Tensor | None = None, max_length: int | None = None):
@@ -95,6 +109,37 @@ class Seq2SeqSystem(BaseSystem):
         tokens, _, _ = self.decode_batch(batch, outputs)
         preds = align_predictions(tokens, targets.size(1), self.tokenizer.EOS, self.tokenizer.PAD)
         self.exact_match[stage].update(preds, targets)
+        self.update_exposure(batch, outputs, stage)
+
+    def update_exposure(self, batch: dict, outputs: dict, stage: str) -> None:
+        """Teacher-forced against free-running decoding of the loss's encoding (the exposure-bias gap)."""
+        targets = batch["targets"]  # (B, L)
+        valid = targets != self.tokenizer.PAD  # (B, L)
+        free, _ = self.net.decode(*outputs["encoded"], targets, 0.0)  # (B, L, V): own outputs fed back
+        tokens = valid.sum()
+        metrics = self.exposure[stage]
+        metrics["loss_free"].update(self.token_loss(free, targets))
+        metrics["token_acc_tf"].update((outputs["logits"].argmax(-1) == targets)[valid].float().mean(), tokens)
+        metrics["token_acc_free"].update((free.argmax(-1) == targets)[valid].float().mean(), tokens)
+
+    def exposure_metrics(self, stage: str) -> dict:
+        return dict(self.exposure[stage].items())
 
     def stage_metrics(self, stage: str) -> dict:
-        return {"acc": self.exact_match[stage]}
+        return {"acc": self.exact_match[stage], **self.exposure_metrics(stage)}
+
+    def _log_exposure_gap(self, stage: str) -> None:
+        metrics = self.exposure[stage]
+        if not metrics["loss_free"].update_count:
+            return
+        self.log(f"{stage}/exposure_gap", metrics["loss_free"].compute() - self.losses[f"{stage}_loss"].compute(),
+                 sync_dist=True)
+        self.log(f"{stage}/exposure_gap_acc",
+                 metrics["token_acc_tf"].compute() - metrics["token_acc_free"].compute(), sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        self._log_exposure_gap("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_exposure_gap("test")

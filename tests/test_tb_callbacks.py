@@ -97,6 +97,8 @@ def test_inspect_a_transcribing_system():
     from seq2seq_lab.data.tokenizer import Tokenizer
 
     class Transcriber(torch.nn.Module):
+        capabilities = frozenset({"transcribe"})
+
         def __init__(self):
             super().__init__()
             self.w = torch.nn.Linear(1, 1)
@@ -113,6 +115,8 @@ def test_inspect_a_transcribing_system():
 
 def test_inspect_unknown_system_is_none():
     class Other(torch.nn.Module):
+        capabilities = frozenset()  # declares nothing an inspection can use
+
         def __init__(self):
             super().__init__()
             self.w = torch.nn.Linear(1, 1)

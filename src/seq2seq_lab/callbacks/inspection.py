@@ -55,19 +55,21 @@ def inspect_batch(system: Any, batch: dict[str, Any]) -> Inspection | None:
     was_training = system.training
     system.eval()
     try:
-        tokenizer = system.tokenizer
-        if tokenizer is not None and "decode" in system.capabilities:
+        capabilities = system.capabilities
+        if "decode" in capabilities:
+            tokenizer = system.tokenizer
             max_length = targets.size(1) if targets.dim() == 2 else None
             tokens, _, attention = system.net.generate(inputs, lengths, tokenizer.EOS, max_length, beam_width=1)
             truths = list(batch["texts"]) if "texts" in batch else tokenizer.batch_decode(targets)
             preds = tokenizer.batch_decode(tokens)
             steps = [[tokenizer.decode([t]) or ("</s>" if t == tokenizer.EOS else "·") for t in row]
                      for row in tokens.tolist()]
-        elif tokenizer is not None and "transcribe" in system.capabilities:
+        elif "transcribe" in capabilities:
+            tokenizer = system.tokenizer
             preds, _ = system.transcribe(inputs, lengths)
             truths = list(batch["texts"]) if "texts" in batch else tokenizer.batch_decode(targets)
             attention, steps = None, [[] for _ in preds]
-        elif "classify" in system.capabilities and targets.dim() == 1:
+        elif "classify" in capabilities and targets.dim() == 1:
             logits, attention = system(inputs, lengths)
             truths = [str(int(t)) for t in targets]
             preds = [str(int(p)) for p in logits.argmax(-1)]

@@ -135,8 +135,22 @@ def test_killed_run_resumes_to_the_same_metrics(sig, fake_data_dir, tmp_path):
         assert got[key] == pytest.approx(expected[key], abs=1e-6), key
 
 
-def test_sigterm_mid_epoch_saves_and_resumes_from_the_next_batch(fake_data_dir, tmp_path):
-    args = [*RESUME_ARGS, "trainer.max_epochs=3", "model.dropout=0.3"]  # dropout: the RNG state must resume too
+# a token seq2seq run whose teacher forcing decays per step and is drawn per token: the schedule and its
+# draws must continue exactly after the stop (400 lines, batch 8: 50 batches an epoch)
+SCHEDULED = [
+    "experiment=toy_reverse", "data.num_train=400", "data.num_val=100", "data.num_test=100", "data.batch_size=8",
+    "data.max_length=5", "model.hidden_dim=16", "model.embed_dim=8", "trainer.deterministic=true",
+    "trainer.log_every_n_steps=1", "system.teacher_forcing={kind:linear,ceiling:1.0,floor:0.2,steps:120}",
+    "system.teacher_forcing_draw=token", *QUIET,
+]
+
+
+@pytest.mark.parametrize("args, module", [
+    ([*RESUME_ARGS, "model.dropout=0.3"], "MNISTDataModule"),  # dropout: the RNG state must resume too
+    (SCHEDULED, "ToyDataModule"),
+], ids=["mnist_dropout", "toy_scheduled_sampling"])
+def test_sigterm_mid_epoch_saves_and_resumes_from_the_next_batch(args, module, fake_data_dir, tmp_path):
+    args = [*args, "trainer.max_epochs=3"]
     reference = run_cli([*args, f"hydra.run.dir={tmp_path}/reference"], fake_data_dir, tmp_path)
     assert reference.returncode == 0, reference.stderr[-2000:]
     expected = json.loads((tmp_path / "reference" / "metrics.json").read_text())
@@ -151,7 +165,7 @@ def test_sigterm_mid_epoch_saves_and_resumes_from_the_next_batch(fake_data_dir, 
     status = json.loads((run / "metrics.json").read_text())
     assert status["status"] == "stopped" and status["global_step"] == 75
     checkpoint = load_checkpoint(run / "checkpoints" / "last.ckpt")
-    assert checkpoint["MNISTDataModule"] == {"epoch": 1, "batches_done": 25}
+    assert checkpoint[module] == {"epoch": 1, "batches_done": 25}
 
     resumed = run_cli([*args, f"hydra.run.dir={run}"], fake_data_dir, tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -159,6 +173,16 @@ def test_sigterm_mid_epoch_saves_and_resumes_from_the_next_batch(fake_data_dir, 
     assert got["status"] == "ok"
     for key in ("test/acc", "test/loss", "val/acc_best", "val/loss"):
         assert got[key] == pytest.approx(expected[key], abs=1e-6), key
+
+
+def test_the_teacher_forcing_ratio_is_logged_every_step(fake_data_dir, tmp_path):
+    result = run_cli([*SCHEDULED, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}/run"], fake_data_dir, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    import csv
+
+    rows = list(csv.DictReader(next((tmp_path / "run").rglob("metrics.csv")).open()))
+    ratios = {int(r["step"]): float(r["train/teacher_forcing"]) for r in rows if r.get("train/teacher_forcing")}
+    assert ratios[0] == pytest.approx(1.0) and ratios[30] == pytest.approx(1.0 - 0.8 * 30 / 120)
 
 
 # -- atomic checkpoints -------------------------------------------------------------------------------

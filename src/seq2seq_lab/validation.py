@@ -21,6 +21,7 @@ from seq2seq_lab.errors import ConfigError
 from seq2seq_lab.models.attention import ATTENTIONS
 from seq2seq_lab.models.cells import CELLS
 from seq2seq_lab.models.crnn import BATCH_NORM
+from seq2seq_lab.systems.teacher_forcing import DRAWS, KINDS, as_schedule
 
 _MISSING = object()
 
@@ -82,6 +83,16 @@ def attention(v: Any) -> bool:
     return False
 
 
+def teacher_forcing(v: Any) -> bool:
+    if isinstance(v, DictConfig):
+        try:
+            as_schedule(OmegaConf.to_container(v, resolve=True))
+        except (ConfigError, TypeError):
+            return False
+        return True
+    return optional_unit_interval(v)
+
+
 RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("model.cell", cell, f"one of {', '.join(CELLS)}"),
     ("model.attention", attention, f"one of {', '.join(ATTENTIONS)} (model/attention=NAME)"),
@@ -107,7 +118,9 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("data.task", lambda v: v in TASKS, f"one of {', '.join(TASKS)}"),
     ("data.val_fraction", lambda v: isinstance(v, (int, float)) and 0.0 <= v < 1.0, "a number in [0, 1)"),
     ("data.val_size", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
-    ("system.teacher_forcing", optional_unit_interval, "null or a number in [0, 1]"),
+    ("system.teacher_forcing", teacher_forcing, f"null, a number in [0, 1] or a schedule (kind: {', '.join(KINDS)}; "
+     "0 <= floor <= ceiling <= 1; linear: steps >= 1; exponential: 0 < k < 1; inverse_sigmoid: k >= 1)"),
+    ("system.teacher_forcing_draw", lambda v: v in DRAWS, f"one of {', '.join(DRAWS)}"),
     ("system.beam_width", positive_int, "an integer >= 1"),
     ("system.ctc_weight", dropout_rate, "a number in [0, 1)"),
     ("system.optimizer.lr", positive_number, "a number > 0"),

@@ -111,6 +111,7 @@ class RecurrentDecoder(nn.Module):
         teacher_forcing: float = 1.0,
         max_length: int | None = None,
         eos_id: int | None = None,
+        draw: str = "batch",
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Decode ``L`` steps.
 
@@ -119,9 +120,10 @@ class RecurrentDecoder(nn.Module):
             mask: ``(B, T)`` True on valid steps.
             summary: ``(B, S)`` encoder summary.
             targets: ``(B, L)`` token ids (or ``(B, L, V)`` vectors); sets ``L`` when given.
-            teacher_forcing: probability, drawn once per step for the whole batch,
-                that the next input is the target rather than the model's own
-                output. 1 = always, 0 = never.
+            teacher_forcing: probability that the next input is the target rather
+                than the model's own output. 1 = always, 0 = never.
+            draw: ``"batch"``: one draw per step for the whole batch; ``"token"``: one
+                per step and sample (the scheduled-sampling paper's).
             max_length: ``L`` when there are no targets.
             eos_id: without targets, stop once every row has produced this token.
 
@@ -144,7 +146,11 @@ class RecurrentDecoder(nn.Module):
             weights.append(w)
             if t + 1 == steps:
                 break
-            if targets is not None and teacher_forcing > 0 and (
+            if targets is not None and 0 < teacher_forcing < 1 and draw == "token":
+                forced = torch.rand(batch, device=memory.device) < teacher_forcing  # (B,)
+                own = self.feedback.from_logits(output)
+                prev = torch.where(forced.unsqueeze(1), self.feedback.from_targets(targets[:, t]).to(own.dtype), own)
+            elif targets is not None and teacher_forcing > 0 and (
                 teacher_forcing >= 1 or float(torch.rand(())) < teacher_forcing
             ):
                 prev = self.feedback.from_targets(targets[:, t])

@@ -58,10 +58,12 @@ class Seq2Seq(nn.Module):
         teacher_forcing: float | None = None,
         max_length: int | None = None,
         eos_id: int | None = None,
+        draw: str = "batch",
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The decoder over an encoding (:meth:`encode`): outputs ``(B, L, V)``, attention ``(B, L, T')``."""
+        """The decoder over an encoding (:meth:`encode`): outputs ``(B, L, V)``, attention ``(B, L, T')``;
+        ``draw``: teacher forcing drawn per step for the batch or per token (see the decoder)."""
         ratio = self.teacher_force if teacher_forcing is None else teacher_forcing
-        return self.decoder(memory, mask, summary, targets, ratio, max_length or self.output_length, eos_id)
+        return self.decoder(memory, mask, summary, targets, ratio, max_length or self.output_length, eos_id, draw)
 
     def generate(
         self,

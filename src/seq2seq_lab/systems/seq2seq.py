@@ -11,7 +11,9 @@ from torchmetrics.classification import MulticlassExactMatch
 from seq2seq_lab.data.tokenizer import Tokenizer
 from seq2seq_lab.models.search import until_eos
 from seq2seq_lab.models.seq2seq import Seq2Seq
+from seq2seq_lab.errors import ConfigError
 from seq2seq_lab.systems.base import BaseSystem, check_vocabulary
+from seq2seq_lab.systems.teacher_forcing import DRAWS, as_schedule
 
 
 def align_predictions(tokens: torch.Tensor, length: int, eos_id: int, pad_id: int) -> torch.Tensor:
@@ -41,7 +43,13 @@ class Seq2SeqSystem(BaseSystem):
     Args:
         model: a :class:`~seq2seq_lab.models.Seq2Seq` in token mode.
         tokenizer: owns SOS/EOS/PAD; ``model.output_dim`` must equal its vocab size.
-        teacher_forcing: training ratio; None keeps the model's ``teacher_force``.
+        teacher_forcing: training ratio: None keeps the model's ``teacher_force``; a number is
+            constant; a mapping is a schedule over training steps (``kind``: constant, linear,
+            exponential, inverse_sigmoid; ``ceiling``, ``floor``, ``steps``, ``k``; see
+            :mod:`~seq2seq_lab.systems.teacher_forcing`). The current ratio is logged as
+            ``train/teacher_forcing``.
+        teacher_forcing_draw: ``batch`` (one draw per decoder step for the whole batch) or
+            ``token`` (one per step and sample, as in the scheduled-sampling paper).
         beam_width: evaluation search width.
         label_smoothing: of the cross-entropy.
     """
@@ -52,7 +60,8 @@ class Seq2SeqSystem(BaseSystem):
         self,
         model: Seq2Seq,
         tokenizer: Tokenizer,
-        teacher_forcing: float | None = None,
+        teacher_forcing: float | dict | None = None,
+        teacher_forcing_draw: str = "batch",
         beam_width: int = 1,
         label_smoothing: float = 0.0,
         **kwargs,
@@ -61,7 +70,10 @@ class Seq2SeqSystem(BaseSystem):
         check_vocabulary(model, tokenizer)
         self.net = model
         self.tokenizer = tokenizer
-        self.teacher_forcing = teacher_forcing
+        self.teacher_forcing = as_schedule(teacher_forcing)
+        if teacher_forcing_draw not in DRAWS:
+            raise ConfigError(f"system.teacher_forcing_draw={teacher_forcing_draw!r}: must be one of {', '.join(DRAWS)}")
+        self.teacher_forcing_draw = teacher_forcing_draw
         self.beam_width = beam_width
         self.label_smoothing = label_smoothing
         self.exact_match = nn.ModuleDict(
@@ -79,9 +91,18 @@ class Seq2SeqSystem(BaseSystem):
         return self.net.generate(inputs, input_lengths, self.tokenizer.EOS, max_length, self.beam_width)
 
     @property
-    def teacher_forcing_ratio(self) -> float | None:
-        """This step's ratio: the configured one in training (None: the model's), 1 otherwise."""
-        return self.teacher_forcing if self.training else 1.0
+    def teacher_forcing_ratio(self) -> float:
+        """This step's ratio: the schedule's at the global step in training (no schedule: the
+        model's ``teacher_force``), 1 otherwise."""
+        if not self.training:
+            return 1.0
+        if self.teacher_forcing is None:
+            return float(self.net.teacher_force)
+        return self.teacher_forcing(self.global_step)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        self.log("train/teacher_forcing", self.teacher_forcing_ratio, on_step=True, on_epoch=False)
+        return super().training_step(batch, batch_idx)
 
     def token_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of ``logits (B, L, V)`` against ``targets (B, L)``, PAD ignored."""
@@ -97,7 +118,7 @@ class Seq2SeqSystem(BaseSystem):
         from the same encoding instead of encoding the batch again."""
         targets = batch["targets"]
         encoded = self.net.encode(batch["inputs"], batch.get("input_lengths"))
-        logits, _ = self.net.decode(*encoded, targets, self.teacher_forcing_ratio)
+        logits, _ = self.net.decode(*encoded, targets, self.teacher_forcing_ratio, draw=self.teacher_forcing_draw)
         return self.token_loss(logits, targets), {"logits": logits, "encoded": encoded}
 
     def decode_batch(self, batch: dict, outputs: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:

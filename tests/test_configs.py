@@ -102,3 +102,6 @@ def test_toy_reverse_learns(tmp_path):
         assert 0.9 <= metrics[f"{stage}/token_acc_free"] <= metrics[f"{stage}/token_acc_tf"] + 0.02
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert "val/exposure_gap" in written and "test/exposure_gap" in written
+    # reversing reads the source backwards: the attention's argmax moves backwards at almost every step
+    assert written["test/attn_monotonic"] < 0.3 and 0 <= written["test/attn_entropy"] < 1.0
+    assert 0.5 < written["test/attn_coverage"] <= 1.0

@@ -8,12 +8,14 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from seq2seq_lab.models.seq2seq import SequenceClassifier
+from seq2seq_lab.systems.attention_stats import AttentionStats, attention_stats
 from seq2seq_lab.systems.base import BaseSystem
 
 
 class ClassifySystem(BaseSystem):
     """Reads ``inputs (B, T, F)``, decodes ``output_length`` steps and classifies the
-    flattened outputs into ``num_classes``. Logs ``loss`` and ``acc``.
+    flattened outputs into ``num_classes``. Logs ``loss`` and ``acc``, and with attention
+    its entropy, monotonicity and coverage (:mod:`~seq2seq_lab.systems.attention_stats`).
 
     Args:
         model: a :class:`~seq2seq_lab.models.Seq2Seq` in vector mode.
@@ -29,17 +31,24 @@ class ClassifySystem(BaseSystem):
         self.accuracy = nn.ModuleDict(
             {s: MulticlassAccuracy(num_classes, average="micro") for s in ("val", "test")}
         )
+        self.attention_stats = AttentionStats() if model.decoder.attention.name != "none" else None
 
     def forward(self, inputs: torch.Tensor, input_lengths: torch.Tensor | None = None):
         """Class logits ``(B, C)`` and attention ``(B, L, T)``."""
         return self.net(inputs, input_lengths)
 
-    def compute_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, _ = self.net(batch["inputs"], batch.get("input_lengths"))
-        return F.cross_entropy(logits, batch["targets"]), logits
+    def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        """The loss and ``{"logits": (B, C), "attention": (B, L, T)}``."""
+        logits, attention = self.net(batch["inputs"], batch.get("input_lengths"))
+        return F.cross_entropy(logits, batch["targets"]), {"logits": logits, "attention": attention}
 
-    def update_metrics(self, batch: dict, outputs: torch.Tensor, stage: str) -> None:
-        self.accuracy[stage].update(outputs, batch["targets"])
+    def update_metrics(self, batch: dict, outputs: dict, stage: str) -> None:
+        self.accuracy[stage].update(outputs["logits"], batch["targets"])
+        if self.attention_stats is not None:
+            attention = outputs["attention"]  # (B, L, T): every decoder step counts
+            steps = torch.ones(attention.shape[:2], dtype=torch.bool, device=attention.device)
+            self.attention_stats.update(stage, attention_stats(attention, steps))
 
     def stage_metrics(self, stage: str) -> dict:
-        return {"acc": self.accuracy[stage]}
+        attention = self.attention_stats.metrics(stage) if self.attention_stats is not None else {}
+        return {"acc": self.accuracy[stage], **attention}

@@ -7,6 +7,7 @@ import torch
 from seq2seq_lab.data.tokenizer import Tokenizer
 from seq2seq_lab.models.ctc import ctc_loss
 from seq2seq_lab.models.search import until_eos
+from seq2seq_lab.systems.attention_stats import AttentionStats, ctc_agreement
 from seq2seq_lab.systems.seq2seq import Seq2SeqSystem, align_predictions
 from seq2seq_lab.systems.text_metrics import decode_references, text_metrics
 
@@ -40,6 +41,8 @@ class OCRSystem(Seq2SeqSystem):
             raise ValueError(f"system.ctc_weight={ctc_weight} needs a model with a CTC head: set model.ctc_head=true")
         self.ctc_weight = ctc_weight
         self.text_metrics = text_metrics()
+        if self.attention_stats is not None and self.net.ctc_head is not None:
+            self.attention_stats = AttentionStats(ctc=True)  # also: does the attention look where CTC reads?
 
     def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         ce, outputs = super().compute_loss(batch)
@@ -60,7 +63,7 @@ class OCRSystem(Seq2SeqSystem):
 
     def update_metrics(self, batch: dict, outputs: dict, stage: str) -> None:
         targets = batch["targets"]  # (B, L)
-        tokens, _, _ = self.decode_batch(batch, outputs)
+        tokens, _, attention = self.decode_batch(batch, outputs)
         preds = align_predictions(tokens, targets.size(1), self.tokenizer.EOS, self.tokenizer.PAD)  # (B, L)
         unk = targets == self.tokenizer.UNK  # (B, L): a reference UNK is wrong whatever the prediction
         self.exact_match[stage].update(preds.masked_fill(unk, self.tokenizer.PAD), targets)
@@ -68,9 +71,14 @@ class OCRSystem(Seq2SeqSystem):
         for metric in self.text_metrics[stage].values():
             metric.update(texts, refs)
         self.update_exposure(batch, outputs, stage)
+        self.update_attention_stats(batch, outputs, attention, stage)
+        if attention is not None and self.net.ctc_head is not None and self.attention_stats is not None:
+            chars = until_eos(tokens, self.tokenizer.EOS) & (tokens != self.tokenizer.EOS)  # (B, S)
+            ctc_logits = self.net.ctc_head(outputs["encoded"][0])  # (B, T, V)
+            self.attention_stats.update(stage, {"attn_ctc_agreement": ctc_agreement(attention, tokens, chars, ctc_logits)})
 
     def stage_metrics(self, stage: str) -> dict:
-        return {"acc": self.exact_match[stage], **self.text_metrics[stage], **self.exposure_metrics(stage)}
+        return {"acc": self.exact_match[stage], **self.text_metrics[stage], **self.diagnostic_metrics(stage)}
 
     @torch.no_grad()
     def transcribe(

@@ -12,6 +12,7 @@ from seq2seq_lab.data.tokenizer import Tokenizer
 from seq2seq_lab.models.search import until_eos
 from seq2seq_lab.models.seq2seq import Seq2Seq
 from seq2seq_lab.errors import ConfigError
+from seq2seq_lab.systems.attention_stats import AttentionStats, attention_stats
 from seq2seq_lab.systems.base import BaseSystem, check_vocabulary
 from seq2seq_lab.systems.teacher_forcing import DRAWS, as_schedule
 
@@ -82,6 +83,8 @@ class Seq2SeqSystem(BaseSystem):
                 for s in ("val", "test")
             }
         )
+        # attention entropy, monotonicity, coverage (none without attention)
+        self.attention_stats = AttentionStats() if model.decoder.attention.name != "none" else None
         self.exposure = nn.ModuleDict(
             {s: nn.ModuleDict({k: MeanMetric() for k in EXPOSURE_METRICS}) for s in ("val", "test")}
         )
@@ -127,10 +130,19 @@ class Seq2SeqSystem(BaseSystem):
 
     def update_metrics(self, batch: dict, outputs: dict, stage: str) -> None:
         targets = batch["targets"]
-        tokens, _, _ = self.decode_batch(batch, outputs)
+        tokens, _, attention = self.decode_batch(batch, outputs)
         preds = align_predictions(tokens, targets.size(1), self.tokenizer.EOS, self.tokenizer.PAD)
         self.exact_match[stage].update(preds, targets)
         self.update_exposure(batch, outputs, stage)
+        self.update_attention_stats(batch, outputs, attention, stage)
+
+    def update_attention_stats(self, batch: dict, outputs: dict, attention: torch.Tensor | None, stage: str) -> None:
+        """Entropy, monotonicity and coverage of the greedy decoding's ``attention (B, S, T)``
+        over the target's steps (none for beam search)."""
+        if self.attention_stats is None or attention is None:
+            return
+        steps = batch["targets"] != self.tokenizer.PAD  # (B, L)
+        self.attention_stats.update(stage, attention_stats(attention, steps, outputs["encoded"][1]))
 
     def update_exposure(self, batch: dict, outputs: dict, stage: str) -> None:
         """Teacher-forced against free-running decoding of the loss's encoding (the exposure-bias gap)."""
@@ -146,8 +158,13 @@ class Seq2SeqSystem(BaseSystem):
     def exposure_metrics(self, stage: str) -> dict:
         return dict(self.exposure[stage].items())
 
+    def diagnostic_metrics(self, stage: str) -> dict:
+        """The exposure-bias and attention metrics of a stage."""
+        attention = self.attention_stats.metrics(stage) if self.attention_stats is not None else {}
+        return {**self.exposure_metrics(stage), **attention}
+
     def stage_metrics(self, stage: str) -> dict:
-        return {"acc": self.exact_match[stage], **self.exposure_metrics(stage)}
+        return {"acc": self.exact_match[stage], **self.diagnostic_metrics(stage)}
 
     def _log_exposure_gap(self, stage: str) -> None:
         metrics = self.exposure[stage]

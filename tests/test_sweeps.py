@@ -162,3 +162,19 @@ def test_optuna_sweep_reports_best_value(fake_data_dir, tmp_path):
     assert 0.0 <= result["best_value"] <= 1.0
     assert set(result["best_params"]) == {"system.optimizer.lr", "model.hidden_dim", "model/attention", "model/cell"}
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
+
+
+def test_the_hparams_tab_starts_with_the_swept_keys_and_leaves_plumbing_out(tmp_path):
+    from seq2seq_lab.assemble import flat_hparams, swept_keys
+
+    cfg = compose_config("train", ["experiment=mnist_table"], tmp_path)
+    as_multirun(cfg)
+    swept = swept_keys()
+    assert {"model", "seed"} <= set(swept)
+    keys = list(flat_hparams(cfg, ["model.attention", "system.optimizer.lr"]))
+    first = [k for k in keys if k.startswith(("model.attention", "system.optimizer.lr"))]
+    assert keys[: len(first)] == first and "system.optimizer.lr" in first
+    rest = keys[len(first):]
+    assert rest[0].startswith("model.") and rest.index(next(k for k in rest if k.startswith("data."))) > max(
+        i for i, k in enumerate(rest) if k.startswith(("model.", "system.")))
+    assert not {"data.data_dir", "data.download", "data.num_workers"} & set(keys)

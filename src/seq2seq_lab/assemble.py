@@ -76,22 +76,53 @@ def build_loggers(cfg: DictConfig | None) -> list:
     return [instantiate(c) for c in cfg.values() if c is not None and "_target_" in c]
 
 
-def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
-    """The config as ``{"model.hidden_dim": 32, ...}`` for the logger's hparams tab."""
-    out: dict[str, Any] = {}
+# config leaves that say where things are or how fast they load, not what was trained: left out of the hparams tab
+_NOT_HPARAMS = ("data.data_dir", "data.download", "data.num_workers", "data.pin_memory", "data.train", "data.val",
+                "data.test", "data.charset", "data.synth", "trainer.default_root_dir", "trainer.enable_model_summary",
+                "trainer.log_every_n_steps", "trainer.accelerator", "trainer.devices")
 
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                if not str(k).startswith("_"):
-                    walk(v, f"{prefix}.{k}" if prefix else str(k))
-        elif isinstance(node, (int, float, str, bool)) or node is None:
-            out[prefix] = node
-        else:
-            out[prefix] = str(node)
 
-    walk(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False), "")
-    return {k: v for k, v in out.items() if k.split(".")[0] in {"data", "model", "system", "trainer", "seed"}}
+def _leaves(node: Any, prefix: str, out: dict[str, Any]) -> None:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if not str(k).startswith("_"):
+                _leaves(v, f"{prefix}.{k}" if prefix else str(k), out)
+    elif isinstance(node, (int, float, str, bool)) or node is None:
+        out[prefix] = node
+    else:
+        out[prefix] = str(node)
+
+
+def flat_hparams(cfg: DictConfig, swept: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """The config as ``{"model.hidden_dim": 32, ...}`` for the logger's hparams tab, in the order it shows them.
+
+    First the ``swept`` keys (the ones a multirun varies), then the model and system knobs,
+    then data, trainer and seed; paths, worker counts and other plumbing are left out.
+    """
+    leaves: dict[str, Any] = {}
+    _leaves(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False), "", leaves)
+    kept = {k: v for k, v in leaves.items()
+            if k.split(".")[0] in {"data", "model", "system", "trainer", "seed"}
+            and not any(k == x or k.startswith(x + ".") for x in _NOT_HPARAMS)}
+    first = [k for k in kept if any(k == s or k.startswith(s + ".") for s in swept)]
+    rank = {"model": 0, "system": 1, "data": 2, "trainer": 3, "seed": 4}
+    rest = sorted((k for k in kept if k not in first), key=lambda k: rank[k.split(".")[0]])  # stable: config order within
+    return {k: kept[k] for k in first + rest}
+
+
+def swept_keys() -> list[str]:
+    """The config keys a Hydra multirun varies in this job (from its task overrides); [] outside a multirun."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    hydra_cfg = HydraConfig.get()
+    sweep = hydra_cfg.get("sweeper", {}).get("params") or {}
+    keys = [str(k).lstrip("+~").replace("/", ".") for k in sweep]
+    if str(hydra_cfg.mode) == "RunMode.MULTIRUN":
+        keys += [o.split("=", 1)[0].lstrip("+~").replace("/", ".") for o in hydra_cfg.overrides.task
+                 if "," in o.split("=", 1)[-1] or "(" in o.split("=", 1)[-1]]
+    return list(dict.fromkeys(keys))
 
 
 # ``_target_`` paths of classes that moved since checkpoints were written with them

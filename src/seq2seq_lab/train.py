@@ -13,7 +13,14 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
-from seq2seq_lab.assemble import build_callbacks, build_datamodule, build_loggers, build_system, flat_hparams
+from seq2seq_lab.assemble import (
+    build_callbacks,
+    build_datamodule,
+    build_loggers,
+    build_system,
+    flat_hparams,
+    swept_keys,
+)
 from seq2seq_lab.configs import config_dir
 from seq2seq_lab.ddp_hydra import ddp_ranks_share_job_dir
 from seq2seq_lab.errors import reported_errors
@@ -76,7 +83,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = build_callbacks(cfg.get("callbacks"))
     loggers = build_loggers(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    log_hyperparams(loggers, flat_hparams(cfg), [f"val/{system.monitor}_best", f"test/{system.monitor}"])
+    log_hyperparams(loggers, flat_hparams(cfg, swept_keys()), [f"val/{system.monitor}_best", f"test/{system.monitor}"])
     log.info("model: %s, %d parameters", cfg.model._target_, system.num_params)
 
     if cfg.get("train"):

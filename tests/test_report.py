@@ -95,12 +95,51 @@ def test_write_report_files(sweep):
     assert "8 runs: 1 failed, 1 incomplete, 1 missing, 5 ok." in md
     assert "Shared overrides: `experiment=mnist_attention`" in md
     assert "## Grouped over seeds" in md
-    assert "| none | lstm | 2/2 | 0.9115 ± 0.0007 | 0.9015 ± 0.0007 | 2.50 |" in md
-    assert "| dot | lstm | 1/2 | 0.9310 | 0.9210 | 2.50 |" in md
-    assert "| dot | gru | 0/2 |  |  |  |" in md
+    # mean ± std [95% CI over seeds]; against the baseline (the first configuration) paired by seed
+    assert "| none | lstm | 2/2 | 0.9115 ± 0.0007 [0.9051, 0.9179] | 0.9015 ± 0.0007 [0.8951, 0.9079] | 2.50 | baseline |" in md
+    assert "| dot | lstm | 1/2 | 0.9310 | 0.9210 | 2.50 | +0.0200 [+0.0200, +0.0200] * |" in md  # one shared seed: no p
+    assert "| none | gru | 2/2 |" in md and "+0.0100 [+0.0100, +0.0100], p=" in md
+    assert "| dot | gru | 0/2 |  |  |  | no shared seeds |" in md
     assert "- job 7 (incomplete): did not finish" in md
     assert "- job 5 (failed): RuntimeError: boom" in md
     assert "![plot](report.png)" in md
+
+
+def test_paired_comparison_and_intervals():
+    from seq2seq_lab.reporting.stats import mean_ci, paired
+
+    mean, low, high = mean_ci([1.0, 2.0, 3.0])
+    assert mean == 2.0 and low == pytest.approx(2 - 4.302653 / 3 ** 0.5) and high == pytest.approx(2 + 4.302653 / 3 ** 0.5)
+    a = {"1": 0.90, "2": 0.92, "3": 0.91, "4": 0.93}
+    better = paired(a, {s: v + 0.01 + 0.001 * i for i, (s, v) in enumerate(a.items())})
+    assert better.significant and better.low > 0 and better.p < 0.01 and better.seeds == 4
+    noise = paired(a, {"1": 0.91, "2": 0.91, "3": 0.92, "4": 0.92})
+    assert not noise.significant and noise.p > 0.5
+    assert paired(a, {"9": 0.5}) is None
+
+
+def test_the_plot_averages_seeds_only_and_facets_the_other_factors(tmp_path):
+    root = tmp_path / "multirun"
+    job = 0
+    for attention in ("mlp", "dot"):
+        for cell in ("lstm", "gru"):
+            for depth in (1, 2):
+                for seed in (1, 2):
+                    acc = 0.9 + 0.05 * (depth == 2) + 0.01 * (attention == "dot") + 0.001 * seed
+                    make_job(root, job, [f"model/attention={attention}", f"model/cell={cell}", f"model.depth={depth}",
+                                         f"seed={seed}"], ok_metrics(acc, seed))
+                    job += 1
+    paths = write_report(root, baseline={"model/attention": "mlp", "model/cell": "lstm", "model.depth": "1"})
+    md = paths["md"].read_text()
+    # depth is a configuration of its own, never noise: eight configurations of two seeds each
+    assert md.count("| 2/2 |") == 8 and "| mlp | lstm | 1 | 2/2 |" in md and "| dot | gru | 2 | 2/2 |" in md
+    assert "baseline (model/attention=mlp, model/cell=lstm, model.depth=1)" in md
+    from PIL import Image
+
+    width, height = Image.open(paths["png"]).size  # attention x cell bars, one panel per depth
+    assert width > 1.8 * height
+    with pytest.raises(ValueError, match="no such configuration"):
+        write_report(root, baseline={"model/attention": "bahdanau"})
 
 
 def test_no_grouped_table_without_repeated_seeds(tmp_path):

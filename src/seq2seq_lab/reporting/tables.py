@@ -15,6 +15,7 @@ from seq2seq_lab.reporting.collect import (
     metric_keys,
     varying_keys,
 )
+from seq2seq_lab.reporting.stats import mean_ci, paired
 from seq2seq_lab.runs import STATUS_MISSING, STATUS_OK
 
 SECONDS_PER_EPOCH = "seconds_per_epoch"
@@ -69,6 +70,10 @@ class Group:
     def values(self, key: str) -> list[float]:
         return [v for v in (r.number(key) for r in self.ok) if v is not None]
 
+    def by_seed(self, key: str) -> dict[str, float]:
+        """``{seed: value}`` of the ok runs (the job number where no seed was set)."""
+        return {r.params.get(SEED_KEY, r.job): v for r in self.ok if (v := r.number(key)) is not None}
+
     def mean_std(self, key: str) -> tuple[float | None, float | None]:
         """Mean and sample standard deviation (None below 1 and 2 values)."""
         vals = self.values(key)
@@ -102,8 +107,60 @@ def markdown_rows(header: list[str], rows: list[list[str]]) -> list[str]:
     return [line(header), line(["---"] * len(header)), *(line(r) for r in rows)]
 
 
-def markdown(runs: list[Run], title: str, plot_name: str | None = None) -> str:
-    """``report.md``: counts, shared overrides, the runs table, the seed-grouped table, errors, plot."""
+def _cell(values: list[float]) -> str:
+    mean, low, high = mean_ci(values)
+    if mean is None:
+        return ""
+    if low is None:
+        return fmt(mean)
+    return f"{fmt(mean)} ± {fmt(statistics.stdev(values))} [{fmt(low)}, {fmt(high)}]"
+
+
+def find_baseline(groups: list[Group], baseline: dict[str, str] | None) -> Group:
+    """The group whose params match ``baseline`` (every given key); the first group without one.
+
+    Raises:
+        ValueError: no group matches (the message lists the configurations).
+    """
+    if not baseline:
+        return groups[0]
+    for group in groups:
+        if all(group.params.get(k) == v for k, v in baseline.items()):
+            return group
+    shown = "; ".join(",".join(f"{k}={v}" for k, v in g.params.items()) for g in groups)
+    raise ValueError(f"--baseline {baseline}: no such configuration among: {shown}")
+
+
+def seed_statistics(runs: list[Run], keys: list[str], metrics: list[str],
+                    baseline: dict[str, str] | None = None) -> list[str]:
+    """The "Grouped over seeds" section: per configuration, each metric's mean ± std [95% CI over
+    seeds], and against the baseline configuration a paired comparison over shared seeds."""
+    group_keys = [k for k in keys if k != SEED_KEY]
+    groups = group_runs(runs, group_keys)
+    base = find_baseline(groups, baseline)
+    compared = next((m for m in metrics if m.startswith("test/")), metrics[0] if metrics else None)
+    header = [*group_keys, "runs ok", *(f"{m} (mean ± std [95% CI])" for m in metrics), "s/epoch"]
+    if compared:
+        header.append(f"{compared} vs baseline (Δ [95% CI], p)")
+    rows = []
+    for group in groups:
+        row = [*group.params.values(), f"{len(group.ok)}/{len(group.runs)}",
+               *(_cell(group.values(m)) for m in metrics), fmt(group.mean_std(SECONDS_PER_EPOCH)[0], 2)]
+        if compared:
+            comparison = None if group is base else paired(base.by_seed(compared), group.by_seed(compared))
+            row.append("baseline" if group is base else str(comparison or "no shared seeds"))
+        rows.append(row)
+    described = ", ".join(f"{k}={v}" for k, v in base.params.items()) or "the first configuration"
+    return ["## Grouped over seeds", "",
+            f"Mean ± sample std and the 95% confidence interval of the mean (Student t) over seeds. Against the "
+            f"baseline ({described}): the mean paired difference over the seeds both ran, its 95% bootstrap "
+            f"interval and the paired t-test p-value; `*` where the interval excludes 0.", "",
+            *markdown_rows(header, rows)]
+
+
+def markdown(runs: list[Run], title: str, plot_name: str | None = None,
+             baseline: dict[str, str] | None = None) -> str:
+    """``report.md``: counts, shared overrides, the runs table, the seed statistics, errors, plot."""
     metrics = metric_keys(runs)
     keys = varying_keys(runs)
     counts: dict[str, int] = {}
@@ -125,17 +182,7 @@ def markdown(runs: list[Run], title: str, plot_name: str | None = None) -> str:
     out += ["", "## Runs", "", *markdown_rows(header, rows)]
 
     if seeds_repeat(runs):
-        group_keys = [k for k in keys if k != SEED_KEY]
-        header = [*group_keys, "runs ok", *(f"{m} (mean ± std)" for m in metrics), "s/epoch"]
-        rows = []
-        for group in group_runs(runs, group_keys):
-            cells = []
-            for m in metrics:
-                mean, std = group.mean_std(m)
-                cells.append("" if mean is None else fmt(mean) + ("" if std is None else f" ± {fmt(std)}"))
-            rows.append([*group.params.values(), f"{len(group.ok)}/{len(group.runs)}", *cells,
-                         fmt(group.mean_std(SECONDS_PER_EPOCH)[0], 2)])
-        out += ["", "## Grouped over seeds", "", *markdown_rows(header, rows)]
+        out += ["", *seed_statistics(runs, keys, metrics, baseline)]
 
     failed = [r for r in runs if r.status != STATUS_OK]
     if failed:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,25 @@ def test_the_hparams_tab_starts_with_the_swept_keys_and_leaves_plumbing_out(tmp_
     assert rest[0].startswith("model.") and rest.index(next(k for k in rest if k.startswith("data."))) > max(
         i for i, k in enumerate(rest) if k.startswith(("model.", "system.")))
     assert not {"data.data_dir", "data.download", "data.num_workers"} & set(keys)
+
+
+def test_two_workers_search_one_optuna_study_in_sqlite(fake_data_dir, tmp_path):
+    """Two launches on one SQLite storage (as two machines on PostgreSQL would) share the study: no trial lost."""
+    optuna = pytest.importorskip("optuna")
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    env = {**os.environ, "S2S_DATA_DIR": str(fake_data_dir), "HYDRA_FULL_ERROR": "0"}
+    workers = []
+    for worker in (1, 2):  # each its own sampler seed, so their random start-up trials differ
+        args = ["hparams_search=mnist_optuna", "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage={storage}",
+                "hydra.sweeper.study_name=shared", *TINY, f"seed={worker}", "test=false", "callbacks=none",
+                f"paths.log_dir={tmp_path}", f"hydra.sweep.dir={tmp_path}/worker{worker}"]
+        workers.append(subprocess.Popen([sys.executable, "-m", "seq2seq_lab.train", *args], cwd=tmp_path, env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        if worker == 1:
+            time.sleep(8)  # the first creates the study; the second joins it (load_if_exists)
+    for proc in workers:
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out[-3000:]
+    study = optuna.load_study(study_name="shared", storage=storage)
+    states = [t.state for t in study.trials]
+    assert len(states) == 4 and all(s == optuna.trial.TrialState.COMPLETE for s in states), states

@@ -11,7 +11,7 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from seq2seq_lab.assemble import (
     build_callbacks,
@@ -24,6 +24,7 @@ from seq2seq_lab.assemble import (
 from seq2seq_lab.configs import config_dir
 from seq2seq_lab.ddp_hydra import ddp_ranks_share_job_dir
 from seq2seq_lab.errors import reported_errors
+from seq2seq_lab.gpu_claim import claim_gpu
 from seq2seq_lab.runs import STOPPED_EXIT_CODE, failed_job_value, main_guard
 from seq2seq_lab.data.synth.corpus import generate_corpus, spec_from_config
 from seq2seq_lab.precision import resolve_trainer_precision
@@ -69,9 +70,28 @@ def prepare_corpus(cfg: DictConfig) -> None:
                     overwrite=s.get("overwrite", False), progress=False)
 
 
+def launcher_choice() -> str | None:
+    """The ``hydra/launcher`` option this job runs under (None outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.choices.get("hydra/launcher") if HydraConfig.initialized() else None
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test as the config says; returns the final logged metrics."""
     validate_config(cfg, check_paths=False)  # a typo is reported before any corpus is drawn
+    if launcher_choice() == "gpu_per_job":  # this job's own GPU, held until it ends
+        claim = claim_gpu(torch.cuda.device_count())
+        with open_dict(cfg):
+            cfg.trainer.accelerator, cfg.trainer.devices = "gpu", [claim.index]
+        try:
+            return _train(cfg)
+        finally:
+            claim.release()
+    return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> dict[str, float]:
     prepare_corpus(cfg)
     validate_config(cfg)
     resolve_trainer_precision(cfg.trainer)

@@ -212,6 +212,29 @@ def test_interrupted_save_keeps_the_previous_last_ckpt(tmp_path, monkeypatch):
     torch.testing.assert_close(after["state_dict"], before["state_dict"])
 
 
+def test_atomic_checkpoint_io_writes_beside_the_target_and_survives_a_kill(tmp_path, monkeypatch):
+    from seq2seq_lab.checkpoints import AtomicCheckpointIO
+
+    io = AtomicCheckpointIO()
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}}, last)
+    opened = []
+    real_save = torch.save
+
+    def save_half_then_die(obj, fh, *args, **kwargs):
+        opened.append(Path(fh.name))
+        fh.write(b"partial")
+        raise KeyboardInterrupt("killed during save")
+
+    monkeypatch.setattr(torch, "save", save_half_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}}, last)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert opened[0].parent == last.parent  # the temporary file sits beside the target: the rename is atomic
+    assert torch.equal(torch.load(last, weights_only=True)["state_dict"]["w"], torch.ones(3))
+    assert sorted(p.name for p in last.parent.iterdir()) == ["last.ckpt"]  # no temporary file left
+
+
 # -- non-finite loss ------------------------------------------------------------------------------------
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):

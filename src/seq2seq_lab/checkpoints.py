@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from seq2seq_lab.errors import LabError
 
@@ -28,3 +30,29 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if "run_config" not in checkpoint:
         raise CheckpointError(f"{path}: has no run_config; was it written by seq2seq_lab.train?")
     return checkpoint
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, made atomic on any local filesystem.
+
+    The checkpoint is written to a temporary file beside the target, flushed to disk and
+    renamed over it: a kill mid-save leaves the previous file whole. (Lightning's own
+    transaction writes the temporary file in ``$TMPDIR``; when that is another filesystem
+    the final move is a copy, which a kill can cut short.) Remote paths (``s3://``...)
+    go through Lightning's writer.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        if "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as fh:
+                torch.save(checkpoint, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)

@@ -21,6 +21,7 @@ from seq2seq_lab.assemble import (
     flat_hparams,
     swept_keys,
 )
+from seq2seq_lab.checkpoints import AtomicCheckpointIO
 from seq2seq_lab.configs import config_dir
 from seq2seq_lab.ddp_hydra import ddp_ranks_share_job_dir
 from seq2seq_lab.errors import reported_errors
@@ -102,7 +103,8 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     system = build_system(cfg, datamodule)
     callbacks = build_callbacks(cfg.get("callbacks"))
     loggers = build_loggers(cfg.get("logger"))
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                                 plugins=[AtomicCheckpointIO()])
     log_hyperparams(loggers, flat_hparams(cfg, swept_keys()), [f"val/{system.monitor}_best", f"test/{system.monitor}"])
     log.info("model: %s, %d parameters", cfg.model._target_, system.num_params)
 

@@ -207,8 +207,9 @@ def test_systems_score_reference_unk_as_wrong():
 
     model = CRNNAttention(4, tok.vocab_size, channels=1, width=64, **slim)
     system = OCRSystem(model, tok, optimizer=functools.partial(torch.optim.Adam))
-    system.forward = lambda *a, **k: (targets.clone(), None, None)  # answers the targets, UNK included
-    system.update_metrics(batch, None, "val")
+    system.decode_batch = lambda *a, **k: (targets.clone(), None, None)  # answers the targets, UNK included
+    _, outputs = system.eval().compute_loss(batch)
+    system.update_metrics(batch, outputs, "val")
     assert system.text_metrics["val"]["line_acc"].compute().item() == pytest.approx(0.5)
     assert system.exact_match["val"].compute().item() == pytest.approx(0.5)
 
@@ -278,3 +279,24 @@ def test_float_grayscale_is_scaled_not_clipped():
     assert np.asarray(decode_image(_encoded(unit, "TIFF"), "L")).tolist() == [[0, 128, 255]]
     wide = Image.fromarray(np.array([[100.0, 200.0, 300.0, 1e4]], dtype=np.float32))
     assert np.asarray(decode_image(_encoded(wide, "TIFF"), "L")).tolist() == [[0, 3, 5, 255]]
+
+
+def test_the_corpus_layout_as_shipped_loads_with_the_builtin_charset(shared, tmp_path):
+    """data_test.txt with bare image names beside images/, index labels, charset=builtin:char_std_5990."""
+    rows = SAMPLE.read_text(encoding="utf-8").splitlines()[:6]
+    (tmp_path / "images").mkdir()
+    for row in rows:
+        (tmp_path / "images" / row.split()[0]).write_bytes(png_bytes((280, 32)))
+    (tmp_path / "data_test.txt").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    module = OCRDataModule(test=str(tmp_path / "data_test.txt"), charset="builtin:char_std_5990", channels=1,
+                           batch_size=3, num_workers=0)
+    module.setup("test")
+    batch = next(iter(module.test_dataloader()))
+    chars = read_charset(CHARSET)
+    first = [chars[int(k) - 1] for k in rows[0].split()[1:]]
+    assert "".join(first) in batch["texts"] and batch["inputs"].shape[:3] == (3, 1, 32)
+    # an explicit image_dir wins
+    moved = OCRDataModule(test=str(tmp_path / "data_test.txt"), charset="builtin:char_std_5990", channels=1,
+                          num_workers=0, image_dir=str(tmp_path / "elsewhere"), on_bad_sample="skip")
+    with pytest.raises(Exception, match="every sample"):
+        moved.setup("test")

@@ -46,10 +46,10 @@ SplitSpec = str | os.PathLike | Sequence[str | os.PathLike] | None
 
 
 def open_sources(spec: SplitSpec, label_format: str = "auto", charset_lines: Sequence[str] | None = None,
-                 charset_name: str = "charset") -> list[ListFileSource | LMDBSource]:
+                 charset_name: str = "charset", image_dir: str | None = None) -> list[ListFileSource | LMDBSource]:
     """One source per path in ``spec`` (a path or a list of paths): LMDB dirs or list files.
 
-    ``label_format``, ``charset_lines`` and ``charset_name`` go to each
+    ``label_format``, ``charset_lines``, ``charset_name`` and ``image_dir`` go to each
     :class:`ListFileSource` (LMDB labels are always text).
 
     Raises:
@@ -64,7 +64,7 @@ def open_sources(spec: SplitSpec, label_format: str = "auto", charset_lines: Seq
                 raise MissingSourceError(f"{p}: directory is not an LMDB database (no data.mdb)")
             sources.append(LMDBSource(p))
         elif os.path.isfile(p):
-            sources.append(ListFileSource(p, label_format, charset_lines, charset_name))
+            sources.append(ListFileSource(p, label_format, charset_lines, charset_name, image_dir))
         else:
             raise MissingSourceError(f"{p}: no such list file or LMDB directory")
     return sources
@@ -209,6 +209,8 @@ class OCRDataModule(ResumableDataModule):
             new ones every epoch (:mod:`~seq2seq_lab.data.ocr.on_the_fly`), instead of reading ``train``;
             validation and test still read their lists. Not bucketed by width.
         synth: the generator's settings (conf/synth.yaml's keys; experiments pass their ``synth`` block).
+        image_dir: the directory the list files' image paths are relative to; None: each list file's
+            own (or its ``images/`` subdirectory when the images are there, as the classic corpus ships).
     """
 
     def __init__(
@@ -236,6 +238,7 @@ class OCRDataModule(ResumableDataModule):
         label_format: str = "auto",
         on_the_fly: bool = False,
         synth: dict | None = None,
+        image_dir: str | None = None,
     ):
         super().__init__()
         _check_choice("on_bad_sample", on_bad_sample, BAD_SAMPLE_POLICIES)
@@ -256,6 +259,7 @@ class OCRDataModule(ResumableDataModule):
         self.charset_path = os.fspath(charset)
         self.charset = read_charset(self.charset_path, on_duplicate_char)
         self.label_format = label_format
+        self.image_dir = image_dir
         self.max_length = max_length
         self.height, self.width, self.channels = height, width, channels
         self.batch_size = batch_size
@@ -292,7 +296,7 @@ class OCRDataModule(ResumableDataModule):
 
     def _index(self, split: str, spec: SplitSpec) -> list[Sample]:
         """Read and check one split's samples; log what was skipped."""
-        sources = open_sources(spec, self.label_format, self.charset, self.charset_path)
+        sources = open_sources(spec, self.label_format, self.charset, self.charset_path, self.image_dir)
         if not sources:
             raise ValueError(f"data.{split} is empty")
         samples, skipped = index_samples(sources, self.charset, self.max_length, self.on_bad_sample,

@@ -15,8 +15,11 @@ Dataset: ``k`` names line ``k``, 1-based, of the charset file)::
 
     22240671_1034114836.jpg 35 50 27 45 637 1543 210 10 431 426
 
-* the image path is relative to the list file's directory (absolute paths work
-  too); it cannot contain a space or a tab;
+* the image path is relative to the list file's directory, or to ``image_dir`` when
+  given (absolute paths work too); when the first image is not there but is in an
+  ``images/`` directory beside the list file (the classic corpus's layout: bare file
+  names in ``data_test.txt``, the files in ``images/``), that directory is the root;
+  a path cannot contain a space or a tab;
 * the label is the rest of the line after the first space or tab, kept as is
   (it may contain spaces); only the line ending is stripped;
 * blank lines are skipped; a line without a label is an ``empty_label`` problem;
@@ -151,6 +154,8 @@ class ListFileSource:
         charset_lines: the charset file's lines (one character each), which index
             labels name; without them a file is read as text (``"index"`` is an error).
         charset_name: the charset file, for messages.
+        image_dir: the directory image paths are relative to; None: the list file's
+            (or its ``images/`` subdirectory, see the module docstring).
 
     ``form`` is the label form of the last read (``None`` before the first).
 
@@ -161,7 +166,8 @@ class ListFileSource:
     """
 
     def __init__(self, list_path: str | os.PathLike, label_format: str = "auto",
-                 charset_lines: Sequence[str] | None = None, charset_name: str = "charset"):
+                 charset_lines: Sequence[str] | None = None, charset_name: str = "charset",
+                 image_dir: str | os.PathLike | None = None):
         if label_format not in LABEL_FORMATS:
             raise ValueError(f"label_format must be one of {', '.join(map(repr, LABEL_FORMATS))}; "
                              f"got {label_format!r}")
@@ -169,6 +175,7 @@ class ListFileSource:
             raise ValueError("label_format='index' needs the charset lines")
         self.path = os.fspath(list_path)
         self.root = os.path.dirname(os.path.abspath(self.path))
+        self.image_dir = os.fspath(image_dir) if image_dir else None
         self.label_format = label_format
         self.charset_lines = list(charset_lines or [])
         self.charset_name = charset_name
@@ -210,16 +217,28 @@ class ListFileSource:
                                      f"expected charset lines 1..{n} of {self.charset_name}")
         return tuple(int(t) for t in label.split())
 
+    def _image_root(self, first: str | None) -> str:
+        """Where relative image paths start: ``image_dir``, else the list file's directory, else its ``images/``."""
+        if self.image_dir:
+            return self.image_dir
+        beside = os.path.join(self.root, "images")
+        if first and not os.path.isabs(first) and not os.path.exists(os.path.join(self.root, first)) \
+                and os.path.exists(os.path.join(beside, first)):
+            log.info("%s: image paths are relative to %s", self.path, beside)
+            return beside
+        return self.root
+
     def __iter__(self) -> Iterator[Sample]:
         rows = self._rows()
         self.form = self._choose_form([row[2] for row in rows])
+        root = self._image_root(rows[0][1] if rows else None)
         for lineno, rel, label, note in rows:
             origin = f"{self.path}:{lineno}"
             lines: tuple[int, ...] = ()
             if self.form == "index":
                 lines = self._lines(label, origin) if label.strip() else ()
                 label = "".join(self.charset_lines[k - 1] for k in lines)
-            path = os.path.normpath(os.path.join(self.root, rel))
+            path = os.path.normpath(os.path.join(root, rel))
             yield Sample(path, FileImage(path), label, origin, note, lines)
 
 

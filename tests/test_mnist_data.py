@@ -263,3 +263,26 @@ def test_tensor_batch_dataset_checks():
     with pytest.raises(ValueError, match="first dimension"):
         TensorBatchDataset({"a": torch.zeros(3), "b": torch.zeros(4)})
     assert collate_batch([{"a": torch.tensor(1)}, {"a": torch.tensor(2)}])["a"].tolist() == [1, 2]
+
+
+def test_the_contract_sizes_the_model_from_the_idx_header_before_any_image_is_read(tmp_path, monkeypatch):
+    """IDX files of 20 x 24 images: the model is built for 20 steps of 24 features, not MNIST's 28 x 28."""
+    monkeypatch.delenv("S2S_DATA_DIR", raising=False)
+    import numpy as np
+
+    from seq2seq_lab.data.mnist.idx import write_idx
+    from seq2seq_lab.data.mnist.module import MNISTDataModule
+
+    root = tmp_path / "mnist"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 60), ("t10k", 10)):
+        write_idx(root / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 255, (n, 20, 24)).astype(np.uint8))
+        write_idx(root / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, n).astype(np.uint8))
+    rows = MNISTDataModule(data_dir=tmp_path, download=False, val_size=10)
+    assert (rows.contract.task, rows.contract.input_length, rows.contract.input_dim) == ("classify", 20, 24)
+    assert rows.train_dataset is None  # nothing loaded yet
+    columns = MNISTDataModule(data_dir=tmp_path, download=False, view="columns", val_size=10)
+    assert (columns.contract.input_length, columns.contract.input_dim) == (24, 20)
+    rows.setup("fit")
+    assert tuple(rows.train_dataset.tensors["inputs"].shape[1:]) == (20, 24)

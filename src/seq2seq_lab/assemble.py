@@ -2,8 +2,8 @@
 
 The entry points (train, eval, bench, ...) share this so that a model is
 assembled one way only. Model and system keys left as ``???`` in the config are
-filled from same-named attributes of the data module (``input_dim``,
-``output_dim``, ``tokenizer``...), so that data decides what the data decides.
+filled from the data module's contract (:class:`~seq2seq_lab.data.contract.DataContract`:
+``input_dim``, ``output_dim``, ``tokenizer``...), so that data decides what the data decides.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seq2seq_lab.checkpoints import load_checkpoint
+from seq2seq_lab.errors import ConfigError
 from seq2seq_lab.validation import validate_config
 
 
@@ -27,20 +28,21 @@ def missing_keys(node: DictConfig) -> list[str]:
 
 
 def fill_from_data(node: DictConfig, where: str, datamodule: Any, config_values: bool) -> dict[str, Any]:
-    """Values for the ``???`` keys of ``node`` from the data module's attributes.
+    """Values for the ``???`` keys of ``node`` from the data module's :class:`DataContract`.
 
     With ``config_values`` the values are written into ``node`` (so that the
     stored config is complete); otherwise they are returned, for objects such
     as a tokenizer that do not belong in a config.
     """
+    known = datamodule.contract.values()
     found = {}
     for key in missing_keys(node):
-        if not hasattr(datamodule, key):
-            raise ValueError(
-                f"{where}.{key} is not set and {type(datamodule).__name__} does not provide it; "
-                f"set it on the command line, e.g. {where}.{key}=..."
+        if key not in known:
+            raise ConfigError(
+                f"{where}.{key} is not set and {type(datamodule).__name__} does not provide it "
+                f"(it provides {', '.join(sorted(known))}); set it on the command line, e.g. {where}.{key}=..."
             )
-        found[key] = getattr(datamodule, key)
+        found[key] = known[key]
     if config_values and found:
         with open_dict(node):
             for key, value in found.items():

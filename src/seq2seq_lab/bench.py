@@ -94,27 +94,27 @@ def bench_charset(cfg: DictConfig) -> None:
 
 
 def synthetic_batches(datamodule, batch_size: int, count: int, seed: int) -> list[dict]:
-    """``count`` random batches shaped like the data module's: images ``(B, C, H, W)`` of the
-    maximum width with ``input_lengths (B,)`` all ``W`` when it has ``channels`` (lines of full
-    width), else sequences ``(B, input_length, input_dim)``; token targets
-    ``(B, output_length)`` when it has a tokenizer, else labels ``(B,)``."""
+    """``count`` random batches shaped as the data module's contract says: images ``(B, C, H, W)``
+    of the maximum width with ``input_lengths (B,)`` all ``W`` (text lines), else sequences
+    ``(B, input_length, input_dim)``; token targets ``(B, output_length)``, or labels ``(B,)``."""
+    contract = datamodule.contract
     gen = torch.Generator().manual_seed(seed)
     batches = []
     for _ in range(count):
-        if hasattr(datamodule, "channels"):
-            inputs = torch.rand(batch_size, datamodule.channels, datamodule.height, datamodule.width, generator=gen) * 2 - 1
-            batch = {"inputs": inputs, "input_lengths": torch.full((batch_size,), datamodule.width)}
+        if contract.task == "lines":
+            inputs = torch.rand(batch_size, contract.channels, contract.height, contract.width, generator=gen) * 2 - 1
+            batch = {"inputs": inputs, "input_lengths": torch.full((batch_size,), contract.width)}
         else:
-            inputs = torch.rand(batch_size, datamodule.input_length, datamodule.input_dim, generator=gen)
+            inputs = torch.rand(batch_size, contract.input_length, contract.input_dim, generator=gen)
             batch = {"inputs": inputs}
-        tokenizer = getattr(datamodule, "tokenizer", None)
+        tokenizer = contract.tokenizer
         if tokenizer is not None:
-            length = datamodule.output_length
+            length = contract.output_length
             chars = torch.randint(tokenizer.SOS + 2, tokenizer.PAD, (batch_size, length), generator=gen)
             chars[:, -1] = tokenizer.EOS
             batch.update(targets=chars, target_lengths=torch.full((batch_size,), length))
         else:
-            batch["targets"] = torch.randint(0, datamodule.num_classes, (batch_size,), generator=gen)
+            batch["targets"] = torch.randint(0, contract.num_classes, (batch_size,), generator=gen)
         batches.append(batch)
     return batches
 

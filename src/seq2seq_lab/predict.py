@@ -123,7 +123,8 @@ def predict(cfg: DictConfig) -> list[tuple[str, str, float]]:
         raise PredictError(f"{cfg.ckpt_path}: a {type(system).__name__} does not read text-line images")
     quantize_system(system, quantize, calibration_images(datamodule, cfg.get("calibration_batches", 8)))
     precision.convert_module(system).eval()
-    transform = LineImageTransform(datamodule.height, datamodule.width, datamodule.channels)
+    geometry = datamodule.contract  # the training lines' height, maximum width and channels
+    transform = LineImageTransform(geometry.height, geometry.width, geometry.channels)
 
     out = Path(cfg.paths.output_dir) / "predictions.tsv"
     done = _resume_from(out) if cfg.get("resume", False) else set()
@@ -150,7 +151,7 @@ def predict(cfg: DictConfig) -> list[tuple[str, str, float]]:
                         results[path] = ("", 0.0, " ".join(str(err).split()))
             if images:
                 # (B, C, H, W) padded as the data module pads its batches, (B,) widths before padding
-                batch, lengths = pad_batch(images, datamodule.width, datamodule.fixed_width)
+                batch, lengths = pad_batch(images, geometry.width, getattr(datamodule, "fixed_width", False))
                 with torch.inference_mode(), precision.forward_context():
                     texts, confidence = system.transcribe(precision.convert_input(batch), lengths)
                 results.update((p, (t, c, "")) for p, t, c in zip(chunk, texts, confidence.float().tolist()))

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from seq2seq_lab.data.batching import ResumableDataModule, make_loader
+from seq2seq_lab.data.contract import DataContract
 from seq2seq_lab.data.tokenizer import Tokenizer
 
 TASKS = ("copy", "reverse", "sort")
@@ -178,6 +179,8 @@ class ToyDataModule(ResumableDataModule):
         self.output_length = max_length + 1
         self.vocab_size = self.tokenizer.vocab_size
         self.output_dim = self.vocab_size  # the model's output size
+        self.contract = DataContract("tokens", self.output_dim, self.output_length, self.input_length,
+                                     self.input_dim, tokenizer=self.tokenizer)
         self.splits: dict[str, dict[str, Any]] = {}
 
     def setup(self, stage: str | None = None) -> None:

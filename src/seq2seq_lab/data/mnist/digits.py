@@ -20,6 +20,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from seq2seq_lab.data.batching import ResumableDataModule, TensorBatchDataset, make_loader
+from seq2seq_lab.data.contract import DataContract
 from seq2seq_lab.data.mnist.module import load_mnist
 from seq2seq_lab.data.paths import resolve_data_dir
 from seq2seq_lab.data.tokenizer import Tokenizer
@@ -197,6 +198,8 @@ class MNISTDigitsDataModule(ResumableDataModule):
         self.vocab_size = self.tokenizer.vocab_size
         self.output_dim = self.vocab_size
         self.output_length = max_digits + 1
+        self.contract = DataContract("lines", self.output_dim, self.output_length, channels=self.channels,
+                                     height=height, width=width, tokenizer=self.tokenizer)
         self.datasets: dict[str, DigitLineDataset] = {}
         # split -> int64 (N, max_digits) indices into the MNIST file the split draws from, -1 = none
         self.sources: dict[str, np.ndarray] = {}

@@ -9,6 +9,7 @@ subsets) are loaded without a checksum.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import logging
 import os
@@ -16,12 +17,12 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from seq2seq_lab.data.batching import ResumableDataModule, TensorBatchDataset, make_loader
+from seq2seq_lab.data.contract import DataContract
 from seq2seq_lab.data.mnist.idx import parse_idx, parse_idx_header, read_idx_bytes
 from seq2seq_lab.data.paths import DATA_DIR_ENV, resolve_data_dir
 from seq2seq_lab.errors import ConfigError, LabError
@@ -114,6 +115,21 @@ def download_mnist(dest: Path, names: list[str], mirrors: tuple[str, ...] = MIRR
         else:
             detail = "; ".join(f"{url}: {err}" for url, err in errors)
             raise OSError(f"all mirrors failed for {name}.gz ({detail})") from (errors[-1][1] if errors else None)
+
+def idx_image_size(data_dir: str | os.PathLike | None) -> tuple[int, int] | None:
+    """``(H, W)`` of the training images from their IDX header (the first 16 bytes); None when absent."""
+    path = _find(resolve_data_dir(data_dir), SPLIT_FILES["train"][0])
+    if path is None:
+        return None
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    opener = gzip.open if head == b"\x1f\x8b" else open
+    with opener(path, "rb") as fh:
+        _, shape, _ = parse_idx_header(fh.read(16), path)
+    if len(shape) != 3:
+        raise ConfigError(f"{path}: images must be a 3-dimensional IDX array (N, H, W), got shape {shape}")
+    return shape[1], shape[2]
+
 
 def locate_mnist(
     data_dir: str | os.PathLike | None, splits: tuple[str, ...] = ("train", "test"), download: bool = True
@@ -268,7 +284,10 @@ class MNISTDataModule(ResumableDataModule):
         self.num_workers = num_workers
         self.download = download
         self.normalize = normalize
-        self.image_hw: tuple[int, int] = (28, 28)  # updated from the files in setup
+        # (H, W) from the training images' IDX header, read now (a few bytes): the model is sized
+        # before any image is loaded; standard MNIST's 28 x 28 while the files are still to download
+        self.image_hw: tuple[int, int] = idx_image_size(self.data_dir) or (28, 28)
+        self.contract = DataContract("classify", NUM_CLASSES, input_length=self.input_length, input_dim=self.input_dim)
         self.train_dataset: TensorBatchDataset | None = None
         self.val_dataset: TensorBatchDataset | None = None
         self.test_dataset: TensorBatchDataset | None = None
@@ -284,6 +303,12 @@ class MNISTDataModule(ResumableDataModule):
     def input_dim(self) -> int:
         """F, features per step: W for rows, H for columns."""
         return self.image_hw[1] if self.view == "rows" else self.image_hw[0]
+
+    def _check_size(self, images: np.ndarray) -> None:
+        """The images ``(N, H, W)`` have the size the contract promised the model."""
+        if (images.shape[1], images.shape[2]) != self.image_hw:
+            raise ConfigError(f"{self.data_dir}: MNIST images are {images.shape[1]}x{images.shape[2]}, but the "
+                              f"training images' header said {self.image_hw[0]}x{self.image_hw[1]}")
 
     def prepare_data(self) -> None:
         locate_mnist(self.data_dir, ("train", "test"), self.download)
@@ -305,7 +330,7 @@ class MNISTDataModule(ResumableDataModule):
             if self.val_size >= n:
                 raise ConfigError(f"data.val_size={self.val_size} leaves no training data "
                                   f"({n} training images in {self.data_dir})")
-            self.image_hw = (images.shape[1], images.shape[2])
+            self._check_size(images)
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
             self.val_indices = perm[: self.val_size]
             self.train_indices = perm[self.val_size :][: self.train_subset]  # None keeps all
@@ -313,7 +338,7 @@ class MNISTDataModule(ResumableDataModule):
             self.val_dataset = self._dataset(images[self.val_indices.numpy()], labels[self.val_indices.numpy()])
         if stage in (None, "test", "predict") and self.test_dataset is None:
             images, labels = load_mnist(self.data_dir, "test", self.download)
-            self.image_hw = (images.shape[1], images.shape[2])
+            self._check_size(images)
             self.test_dataset = self._dataset(images, labels)
 
     def _loader(self, name: str, stage: str, batch_size: int, shuffle: bool) -> DataLoader:

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from seq2seq_lab.data.batching import ResumableDataModule, make_loader
+from seq2seq_lab.data.contract import DataContract
 from seq2seq_lab.data.charset import DUPLICATE_POLICIES, read_charset
 from seq2seq_lab.data.ocr.lmdb_io import LMDBSource, is_lmdb_dir
 from seq2seq_lab.data.ocr.on_the_fly import FreshLinesSampler, OnTheFlyLines, line_item
@@ -279,6 +280,8 @@ class OCRDataModule(ResumableDataModule):
         self.tokenizer = Tokenizer(self.charset, use_unk=(on_unknown_char or on_bad_sample) == "unk")
         self.output_dim = self.tokenizer.vocab_size
         self.output_length = max_length + 1
+        self.contract = DataContract("lines", self.output_dim, self.output_length, channels=channels,
+                                     height=height, width=width, tokenizer=self.tokenizer)
         self.datasets: dict[str, OCRDataset] = {}
         self._index_skipped: dict[str, dict[str, int]] = {}  # split -> problem -> count
 

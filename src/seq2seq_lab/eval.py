@@ -46,6 +46,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float | str | None]:
     if cfg.get("breakdown", True):
         metrics.update(breakdown_metrics(system, datamodule, trainer))
     out = Path(cfg.paths.output_dir) / "metrics.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     log.info("wrote %s", out)
     return metrics

@@ -127,6 +127,7 @@ def predict(cfg: DictConfig) -> list[tuple[str, str, float]]:
     transform = LineImageTransform(geometry.height, geometry.width, geometry.channels)
 
     out = Path(cfg.paths.output_dir) / "predictions.tsv"
+    out.parent.mkdir(parents=True, exist_ok=True)
     done = _resume_from(out) if cfg.get("resume", False) else set()
     if done:
         log.info("resume: %d of %d images already in %s", len(done & {str(p) for p in paths}), len(paths), out)

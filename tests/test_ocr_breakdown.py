@@ -108,6 +108,8 @@ def _datamodule(corpus, **kwargs):
 class WidthOracle(torch.nn.Module):
     """Reads a line by its width: right for the lines ``right`` names (by label), ``"?"`` for the others."""
 
+    capabilities = frozenset({"transcribe"})
+
     def __init__(self, labels_by_width: dict[int, str], right: set[str]):
         super().__init__()
         self.labels_by_width, self.right = labels_by_width, right
@@ -136,7 +138,9 @@ def test_breakdown_matches_each_decoded_line_with_its_sample_in_a_width_sorted_l
     assert metrics[f"test/by_font/{NO_FONT}/lines"] == 2
     assert metrics["test/char_count/latin"] == 24 and metrics["test/char_count/punct"] == 0
 
-    assert breakdown_metrics(torch.nn.Linear(1, 1), datamodule, trainer) == {}  # cannot transcribe: skipped
+    classifier = torch.nn.Linear(1, 1)
+    classifier.capabilities = frozenset({"classify"})
+    assert breakdown_metrics(classifier, datamodule, trainer) == {}  # cannot transcribe: skipped
 
 
 def test_eval_writes_the_breakdown_of_a_checkpoint(corpus, tmp_path):

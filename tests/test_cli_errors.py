@@ -42,6 +42,7 @@ CASES = [
     ("train", ["experiment=mnist_simple", "data.view=diagonal"], "data.view='diagonal'"),
     ("train", ["experiment=mnist_simple", "data.val_size=6000"], "data.val_size=6000"),
     ("train", ["experiment=toy_reverse", "data.task=rotate"], "data.task='rotate'"),
+    ("train", ["experiment=mnist_simple", "model.teacher_force=0.5"], "model.teacher_force=0.5 does nothing for a classifier"),
     ("synth", ["out_dir={tmp}/corpus", "format=gif"], "format must be one of"),
     ("synth", ["out_dir={tmp}/corpus", "length=null", "min_length=5", "max_length=2"], "min_length <= max_length"),
     ("synth", ["out_dir={tmp}/corpus", "text_file=/nope/news.txt"], "text_file='/nope/news.txt'"),

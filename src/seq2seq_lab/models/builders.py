@@ -81,9 +81,7 @@ def _build(
         peek=peek,
         output_projection=embed_dim is not None,
     )
-    model = Seq2Seq(encoder, decoder, output_length, float(teacher_force))
-    model.input_length = input_length
-    return model
+    return Seq2Seq(encoder, decoder, output_length, float(teacher_force))
 
 
 def SimpleSeq2Seq(

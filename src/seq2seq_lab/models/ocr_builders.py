@@ -115,9 +115,7 @@ def CRNNAttention(
         output_context=output_context,
     )
     head = CTCHead(encoder.output_dim, output_dim) if ctc_head else None
-    model = Seq2Seq(encoder, decoder, output_length, float(teacher_force), ctc_head=head)
-    model.input_length = columns
-    return model
+    return Seq2Seq(encoder, decoder, output_length, float(teacher_force), ctc_head=head)
 
 
 def CRNNCTC(
@@ -142,5 +140,4 @@ def CRNNCTC(
     encoder = _encoder(channels, height, width, width_mult, rnn_hidden, rnn_layers, encoder_cell, dropout,
                        channels_last, batch_norm)
     model = CTCModel(encoder, output_dim, dropout)
-    model.input_length = encoder.columns(width)
     return model

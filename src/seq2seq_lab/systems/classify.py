@@ -8,6 +8,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from seq2seq_lab.models.seq2seq import SequenceClassifier
+from seq2seq_lab.errors import ConfigError
 from seq2seq_lab.systems.attention_stats import AttentionStats, attention_stats
 from seq2seq_lab.systems.base import BaseSystem
 
@@ -26,6 +27,9 @@ class ClassifySystem(BaseSystem):
 
     def __init__(self, model: nn.Module, num_classes: int, **kwargs):
         super().__init__(**kwargs)
+        if model.teacher_force > 0:
+            raise ConfigError(f"model.teacher_force={model.teacher_force} does nothing for a classifier: its decoder "
+                              "has no target sequence to be fed, only its own outputs; leave it at 0")
         self.net = SequenceClassifier(model, num_classes)
         self.num_classes = num_classes
         self.accuracy = nn.ModuleDict(

@@ -141,6 +141,12 @@ def upgrade_run_config(run_cfg: dict) -> dict:
     return run_cfg
 
 
+def _names_a_file(charset: Any) -> bool:
+    """A ``data.charset`` that names a charset file (a path or ``builtin:NAME``), not the characters themselves."""
+    return isinstance(charset, str) and (charset.startswith("builtin:") or os.sep in charset
+                                         or charset.endswith(".txt"))
+
+
 def carried_charset_file(chars: list[str]) -> str:
     """A charset file with ``chars`` (one per line), in a cache named by its content; written once."""
     text = "".join(c + "\n" for c in chars)
@@ -164,7 +170,8 @@ def load_trained(ckpt_path: str, overrides: dict | None = None) -> tuple[L.Light
     checkpoint = load_checkpoint(ckpt_path)
     run_cfg = OmegaConf.merge(OmegaConf.create(upgrade_run_config(checkpoint["run_config"])), overrides or {})
     validate_config(run_cfg, check_paths=False)
-    if "charset" in checkpoint and "charset" in run_cfg.get("data", {}):
+    stored = run_cfg.get("data", {}).get("charset")
+    if "charset" in checkpoint and _names_a_file(stored):
         # the training charset, not whatever file its old path names now (or no file at all)
         run_cfg.data.charset = carried_charset_file(checkpoint["charset"])
     datamodule = build_datamodule(run_cfg)

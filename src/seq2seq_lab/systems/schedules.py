@@ -8,6 +8,7 @@ first, the steps or the wall-clock budget, so that the anneal completes either w
 
 from __future__ import annotations
 
+import datetime
 import math
 import time
 
@@ -25,8 +26,6 @@ def seconds(max_time) -> float | None:
         days, hours, minutes, secs = (int(x) for x in max_time.split(":"))
         return float(((days * 24 + hours) * 60 + minutes) * 60 + secs)
     if isinstance(max_time, dict):
-        import datetime
-
         return datetime.timedelta(**max_time).total_seconds()
     return float(max_time.total_seconds())
 

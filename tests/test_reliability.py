@@ -274,3 +274,38 @@ def test_error_from_a_dataloader_worker_is_reported_as_its_last_line(caplog):
             raise BadSampleError(worker_text)
     assert exit_info.value.code == 1
     assert caplog.messages[-1] == "seq2seq_lab.data.ocr.sources.BadSampleError: train.txt:3: cannot read image"
+
+
+# -- warm starts ---------------------------------------------------------------------------------
+
+WARM = ["experiment=mnist_simple", "trainer.max_epochs=1", "data.batch_size=50", "data.train_subset=400",
+        "data.val_size=200", "model.hidden_dim=16", "test=false", *QUIET]
+
+
+def test_init_from_starts_from_the_checkpoints_weights_with_a_fresh_schedule(tmp_path):
+    from seq2seq_lab.checkpoints import init_weights_from
+    from seq2seq_lab.assemble import build_datamodule, build_system
+
+    train(compose_config("train", WARM, tmp_path / "first"))
+    first = load_checkpoint(tmp_path / "first" / "checkpoints" / "last.ckpt")
+    cfg = compose_config("train", [*WARM, f"init_from={tmp_path}/first/checkpoints/last.ckpt", "train=false"],
+                         tmp_path / "probe")
+    system = build_system(cfg, build_datamodule(cfg))
+    init_weights_from(system, cfg.init_from)
+    for key, value in first["state_dict"].items():
+        assert torch.equal(system.state_dict()[key], value), key
+
+    train(compose_config("train", [*WARM, f"init_from={tmp_path}/first/checkpoints/last.ckpt"], tmp_path / "second"))
+    second = load_checkpoint(tmp_path / "second" / "checkpoints" / "last.ckpt")
+    assert second["epoch"] == 0  # a new run: the epoch count starts afresh
+    assert second["global_step"] == first["global_step"]
+
+
+def test_init_from_a_checkpoint_of_another_size_names_the_tensors(tmp_path):
+    from seq2seq_lab.checkpoints import CheckpointError
+
+    train(compose_config("train", WARM, tmp_path / "first"))
+    cfg = compose_config("train", [*WARM, "model.hidden_dim=24", f"init_from={tmp_path}/first/checkpoints/last.ckpt"],
+                         tmp_path / "second")
+    with pytest.raises(CheckpointError, match=r"init_from=.*last.ckpt: its weights do not fit this model \(other shape: net\.seq2seq\."):
+        train(cfg)

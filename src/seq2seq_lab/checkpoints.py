@@ -32,6 +32,24 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
+def init_weights_from(system: torch.nn.Module, path: str | Path) -> None:
+    """Start ``system`` from the weights of checkpoint ``path`` (a warm start: the optimiser,
+    schedule and epoch count start afresh). Every tensor must match by name and shape; a
+    mismatch (another model size, another charset) names the checkpoint and the tensors."""
+    state = load_checkpoint(path)["state_dict"]
+    own = system.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    reshaped = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or reshaped:
+        parts = [f"{label}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}"
+                 for label, keys in (("missing", missing), ("not in this model", unexpected),
+                                     ("other shape", [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+                                                      for k in reshaped])) if keys]
+        raise CheckpointError(f"init_from={path}: its weights do not fit this model ({'; '.join(parts)})")
+    system.load_state_dict(state)
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint writer, made atomic on any local filesystem.
 

@@ -21,7 +21,7 @@ from seq2seq_lab.assemble import (
     flat_hparams,
     swept_keys,
 )
-from seq2seq_lab.checkpoints import AtomicCheckpointIO
+from seq2seq_lab.checkpoints import AtomicCheckpointIO, init_weights_from
 from seq2seq_lab.configs import config_dir
 from seq2seq_lab.ddp_hydra import ddp_ranks_share_job_dir
 from seq2seq_lab.errors import reported_errors
@@ -101,6 +101,9 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     datamodule = build_datamodule(cfg)
     system = build_system(cfg, datamodule)
+    if cfg.get("init_from") and cfg.get("train"):
+        init_weights_from(system, cfg.init_from)
+        log.info("weights from %s (optimiser and schedule start afresh)", cfg.init_from)
     callbacks = build_callbacks(cfg.get("callbacks"))
     loggers = build_loggers(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 
 from seq2seq_lab.data.charset import CharsetError, read_charset
 from seq2seq_lab.data.ocr import OCRDataModule
-from seq2seq_lab.data.ocr import transforms
+from seq2seq_lab.deploy import runtime
 from seq2seq_lab.data.ocr.sources import BadSampleError, ListFileSource, detect_label_format
 from seq2seq_lab.data.ocr.transforms import ImageTooLargeError, LineImageTransform, decode_image
 from seq2seq_lab.data.tokenizer import Tokenizer
@@ -243,7 +243,7 @@ def test_a_decompression_bomb_is_refused(size):
 def test_the_pixel_limit_is_a_module_constant_and_the_dataset_names_the_file(monkeypatch, tmp_path):
     data = png_bytes((60, 20))
     assert decode_image(data, "RGB").size == (60, 20)
-    monkeypatch.setattr(transforms, "MAX_PIXELS", 1000)
+    monkeypatch.setattr(runtime, "MAX_PIXELS", 1000)
     with pytest.raises(ImageTooLargeError, match=r"60x20 = 1,200 pixels, more than the limit of 1,000"):
         LineImageTransform(32, 100, 1)(data)
     (tmp_path / "big.png").write_bytes(data)

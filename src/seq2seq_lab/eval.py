@@ -31,7 +31,33 @@ from seq2seq_lab.precision import calibration_images, check_quantize, quantize_s
 log = logging.getLogger(__name__)
 
 
+def evaluate_exported(cfg: DictConfig) -> dict[str, float | str | None]:
+    """``backend=onnxruntime``: the test metrics of the exported file ``model_path``, on the test split of
+    the checkpoint's data config (``ckpt_path``), by the PyTorch system's metric definitions."""
+    from seq2seq_lab.deploy.exporting import exported_test_metrics
+    from seq2seq_lab.deploy.runtime import LineReader
+
+    if not cfg.get("model_path"):
+        raise ConfigError("backend=onnxruntime needs model_path=<the .onnx file> "
+                          "(written by python -m seq2seq_lab.export ckpt_path=...)")
+    if not Path(cfg.model_path).is_file():
+        raise ConfigError(f"model_path={cfg.model_path}: no such file")
+    datamodule, system = load_trained(cfg.ckpt_path, {"data": cfg.get("data") or {}, "system": cfg.get("system") or {}})
+    try:
+        reader = LineReader(cfg.model_path, threads=cfg.get("threads"))
+    except Exception as err:  # noqa: BLE001 - not an ONNX file, or not one of ours
+        raise ConfigError(f"model_path={cfg.model_path}: cannot load ({type(err).__name__}: {err})") from None
+    metrics = exported_test_metrics(system.eval(), reader.meta, lambda x: reader.run(*x), datamodule.test_dataloader())
+    return {"ckpt_path": str(Path(cfg.ckpt_path).resolve()), "model_path": str(Path(cfg.model_path).resolve()),
+            "backend": "onnxruntime", **metrics}
+
+
 def evaluate(cfg: DictConfig) -> dict[str, float | str | None]:
+    backend = cfg.get("backend", "pytorch")
+    if backend not in ("pytorch", "onnxruntime"):
+        raise ConfigError(f"backend={backend!r}: must be one of pytorch, onnxruntime")
+    if backend == "onnxruntime":
+        return _write_metrics(cfg, evaluate_exported(cfg))
     quantize = check_quantize(cfg.get("quantize"))
     if quantize and cfg.trainer.get("accelerator") != "cpu":
         raise ConfigError(f"quantize={quantize} runs on CPU only; trainer.accelerator is "
@@ -45,6 +71,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float | str | None]:
                "quantize": quantize, **{k: float(v) for k, v in results.items()}}
     if cfg.get("breakdown", True):
         metrics.update(breakdown_metrics(system, datamodule, trainer))
+    return _write_metrics(cfg, metrics)
+
+
+def _write_metrics(cfg: DictConfig, metrics: dict) -> dict:
     out = Path(cfg.paths.output_dir) / "metrics.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from seq2seq_lab.deploy.runtime import decode_ids
 from seq2seq_lab.errors import LabError
 
 
@@ -88,16 +89,7 @@ class Tokenizer:
 
     def decode(self, ids: Iterable[int], unk: str = "\ufffd") -> str:
         """Text of ``ids`` up to the first ``EOS``; other specials are dropped, UNK shows as ``unk``."""
-        out = []
-        for i in ids:
-            i = int(i)
-            if i == self.EOS:
-                break
-            if self._FIRST_CHAR <= i < self.PAD:
-                out.append(self.chars[i - self._FIRST_CHAR])
-            elif i == self.UNK:
-                out.append(unk)
-        return "".join(out)
+        return decode_ids(ids, self.chars, self.EOS, self._FIRST_CHAR, self.UNK, unk)
 
     def batch_encode(self, texts: Sequence[str], max_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Pad encoded texts into one tensor.

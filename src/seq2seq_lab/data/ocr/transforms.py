@@ -19,78 +19,16 @@ Randomness comes from torch's global generator, which DataLoader seeds per worke
 
 from __future__ import annotations
 
-import io
 import math
-import warnings
 
-import numpy as np
 import torch
-from PIL import Image, ImageEnhance, ImageFilter, ImageOps, ImageStat
+from PIL import Image, ImageEnhance, ImageFilter, ImageStat
+
+from seq2seq_lab.deploy.runtime import MAX_PIXELS, ImageTooLargeError, decode_image, line_array, resize_line, scaled_width
 
 __all__ = ["MAX_PIXELS", "ImageTooLargeError", "LineImageTransform", "decode_image"]
 
 _MODES = {1: "L", 3: "RGB"}
-MAX_PIXELS = 50_000_000  # width * height above which decode_image refuses an image (a decompression bomb)
-_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")  # 16/32-bit integer and float grayscale
-
-
-class ImageTooLargeError(ValueError):
-    """An image has more than :data:`MAX_PIXELS` pixels; refused before decoding."""
-
-
-def _open(data: bytes) -> Image.Image:
-    """``Image.open`` (header only) that refuses more than :data:`MAX_PIXELS` pixels."""
-    limit = f"more than the limit of {MAX_PIXELS:,} pixels (transforms.MAX_PIXELS)"
-    try:
-        with warnings.catch_warnings():  # Pillow's own, higher, limit warns; ours is the one that counts
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as err:
-        raise ImageTooLargeError(f"image too large: {err}; {limit}") from None
-    w, h = img.size
-    if w * h > MAX_PIXELS:
-        img.close()
-        raise ImageTooLargeError(f"image too large: {w}x{h} = {w * h:,} pixels, {limit}")
-    return img
-
-
-def _to_8bit(img: Image.Image) -> Image.Image:
-    """A 16/32-bit integer or float grayscale image as ``L``, scaled (never clipped) to ``0..255``.
-
-    ``I;16*``: by the dtype (``/ 257``). ``I``: as 16-bit when every value is in
-    ``0..65535`` (16-bit PNGs open as ``I``), else by its own ``min..max``. ``F``:
-    ``* 255`` when every value is in ``[0, 1]``, else by its ``min..max``. NaN is 0;
-    a constant image outside the dtype range is black.
-    """
-    arr = np.nan_to_num(np.asarray(img, dtype=np.float64))  # (h, w)
-    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
-    if img.mode.startswith("I;16") or (img.mode == "I" and lo >= 0 and hi <= 65535):
-        arr = arr / 257.0
-    elif img.mode == "F" and lo >= 0 and hi <= 1:
-        arr = arr * 255.0
-    else:
-        arr = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
-    return Image.fromarray(np.rint(arr).astype(np.uint8), "L")
-
-
-def decode_image(data: bytes, mode: str) -> Image.Image:
-    """Decode encoded image bytes into a fully loaded ``mode`` (``"L"`` / ``"RGB"``) image.
-
-    16-bit and float grayscale are scaled to ``0..255`` (see :func:`_to_8bit`), not clipped.
-
-    Raises:
-        ImageTooLargeError: more than :data:`MAX_PIXELS` pixels ("image too large", with the limit).
-        PIL.UnidentifiedImageError, OSError, ValueError, ...: the bytes are not a readable image.
-    """
-    with _open(data) as img:
-        img.load()
-        img = ImageOps.exif_transpose(img)
-        if img.mode in _WIDE_MODES:
-            img = _to_8bit(img)
-        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-            rgba = img.convert("RGBA")
-            img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-        return img.convert(mode)
 
 
 def _uniform(low: float, high: float) -> float:
@@ -124,17 +62,11 @@ class LineImageTransform:
 
     def scaled_width(self, size: tuple[int, int]) -> int:
         """Width in ``1..W`` of an image of ``size = (w, h)`` resized to height ``H``."""
-        w, h = size
-        return min(self.width, max(1, round(w * self.height / h)))
+        return scaled_width(size, self.height, self.width)
 
     def resize(self, img: Image.Image) -> Image.Image:
         """Resize to height ``H`` keeping the aspect ratio; squash to ``W`` when wider."""
-        w, h = img.size
-        new_w = self.scaled_width(img.size)
-        if (new_w, self.height) == (w, h):
-            return img
-        shrink = new_w < w and self.height < h
-        return img.resize((new_w, self.height), Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR)
+        return resize_line(img, self.height, self.width)
 
     def augment_image(self, img: Image.Image) -> Image.Image:
         """Small random rotation/shear/scale, brightness/contrast jitter and blur (each with some probability)."""
@@ -174,8 +106,5 @@ class LineImageTransform:
         img = self.resize(img if img.mode == self.mode else img.convert(self.mode))
         if self.augment:
             img = self.augment_image(img)
-        arr = np.array(img, dtype=np.uint8)  # (h, w) or (h, w, 3), a writable copy
-        if arr.ndim == 2:
-            arr = arr[:, :, None]
-        x = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).to(torch.float32)  # (C, H, w)
-        return x.div_(127.5).sub_(1.0), arr.shape[1]
+        x = torch.from_numpy(line_array(img))  # (C, H, w)
+        return x, x.size(2)

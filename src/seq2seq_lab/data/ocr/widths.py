@@ -18,33 +18,17 @@ from collections.abc import Callable, Sequence
 import torch
 from PIL import Image
 
+from seq2seq_lab.deploy.runtime import WIDTH_MULTIPLE, batch_width, pad_lines
+
 __all__ = ["WIDTH_MULTIPLE", "batch_width", "header_size", "pad_batch", "pad_images"]
 
-WIDTH_MULTIPLE = 4  # one encoder column per 4 pixels: batch widths snap to whole columns
 _ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
-
-
-def batch_width(widths: Sequence[int], max_width: int | None = None) -> int:
-    """Width to pad a batch of images ``widths`` wide to: the widest rounded up to a multiple of
-    :data:`WIDTH_MULTIPLE`, but not past ``max_width`` (so the encoder's columns stay within
-    those of the maximum width); never narrower than the widest."""
-    widest = max(widths)
-    rounded = -(-widest // WIDTH_MULTIPLE) * WIDTH_MULTIPLE
-    return max(widest, rounded if max_width is None else min(rounded, max_width))
 
 
 def pad_images(images: Sequence[torch.Tensor], width: int) -> torch.Tensor:
     """Images ``(C, H, w_i)`` with ``w_i <= width`` -> ``(B, C, H, width)``, each padded on the
-    right with copies of its last column."""
-    padded = []
-    for image in images:
-        missing = width - image.size(-1)
-        if missing < 0:
-            raise ValueError(f"image is {image.size(-1)} columns wide, more than the batch width {width}")
-        if missing:
-            image = torch.cat([image, image[..., -1:].expand(*image.shape[:-1], missing)], dim=-1)
-        padded.append(image)
-    return torch.stack(padded)
+    right with copies of its last column (:func:`~seq2seq_lab.deploy.runtime.pad_lines`)."""
+    return torch.from_numpy(pad_lines([image.numpy() for image in images], width))
 
 
 def pad_batch(images: Sequence[torch.Tensor], max_width: int | None = None, fixed_width: bool = False

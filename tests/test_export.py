@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +101,103 @@ def test_an_export_that_reads_differently_is_refused_and_removed(checkpoints, tm
     with pytest.raises(ExportError, match=r"model.onnx: 12 of 12 validation lines decode differently .*pytorch '.*' vs exported '.*x'"):
         export(compose_config("export", [f"ckpt_path={checkpoints['ctc']}"], tmp_path))
     assert not (tmp_path / "model.onnx").exists()
+
+
+@pytest.fixture(scope="module")
+def exported(checkpoints, tmp_path_factory):
+    """The attention model exported to ONNX (verified)."""
+    from seq2seq_lab.export import export
+
+    run = tmp_path_factory.mktemp("exported")
+    return Path(export(compose_config("export", [f"ckpt_path={checkpoints['attention']}"], run))["path"])
+
+
+def _test_images(corpus: Path) -> list[Path]:
+    return [corpus / line.split()[0] for line in (corpus / "test.txt").read_text().splitlines()]
+
+
+def test_predict_with_onnxruntime_gives_the_rows_of_pytorch(corpus, checkpoints, exported, tmp_path):
+    from seq2seq_lab.predict import predict
+
+    torch_rows = predict(compose_config("predict", [f"ckpt_path={checkpoints['attention']}", f"inputs={corpus}/test.txt",
+                                                    "batch_size=5"], tmp_path / "torch"))
+    ort_rows = predict(compose_config("predict", ["backend=onnxruntime", f"model_path={exported}",
+                                                  f"inputs={corpus}/test.txt", "batch_size=5"], tmp_path / "ort"))
+    assert [(p, t) for p, t, _ in ort_rows] == [(p, t) for p, t, _ in torch_rows]
+    assert [c for *_, c in ort_rows] == pytest.approx([c for *_, c in torch_rows], abs=1e-4)
+    header = (tmp_path / "ort" / "predictions.tsv").read_text().splitlines()[0]
+    assert header == "path\ttext\tconfidence\terror"
+
+
+def _copy_tree(images: list[Path], target: Path, corrupt: int) -> None:
+    target.mkdir()
+    for i in range(1000):
+        (target / f"{i:04d}.png").write_bytes(images[i % len(images)].read_bytes())
+    for i in range(corrupt):
+        (target / f"{i * 300 + 7:04d}.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+
+
+def test_onnxruntime_predict_over_1000_images_with_3_corrupt_survives_a_kill_and_resumes(corpus, exported, tmp_path):
+    images = tmp_path / "images"
+    _copy_tree(_test_images(corpus), images, corrupt=3)
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "seq2seq_lab.predict", "backend=onnxruntime", f"model_path={exported}",
+            f"inputs={images}", "batch_size=1", "threads=1", f"hydra.run.dir={run}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    table = run / "predictions.tsv"
+    while proc.poll() is None and (not table.exists() or table.read_text().count("\n") < 151):  # header + 150
+        time.sleep(0.01)
+    assert proc.poll() is None, "predict finished before it could be killed"
+    proc.kill()
+    proc.wait()
+    before = table.read_text().count("\n") - 1
+    table_before = table.read_text()
+    assert 150 <= before < 1000
+
+    resumed = subprocess.run([*args, "resume=true"], capture_output=True, text=True, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    logged = resumed.stdout + resumed.stderr
+    assert f"resume: {before} of 1000 images already in" in logged
+    rows = [line.split("\t") for line in table.read_text().splitlines()[1:]]
+    assert sorted(r[0] for r in rows) == sorted(str(p) for p in images.iterdir())  # each image once
+    bad = [r for r in rows if r[3]]
+    assert sorted(Path(r[0]).name for r in bad) == ["0007.png", "0307.png", "0607.png"]
+    assert all("cannot read image" in r[3] and r[1] == "" for r in bad)
+    printed = [line for line in resumed.stdout.splitlines() if line.count("\t") == 2 and not line.startswith("[")]
+    assert len(printed) == 1000 - before
+    met = sum(1 for r in bad if r[0] not in table_before)  # the corrupt images the resumed run read
+    assert not met or f"{met} unreadable image(s) (on_bad_image=row)" in logged
+
+
+def test_the_runtime_reads_lines_in_a_venv_without_torch(corpus, exported, tmp_path):
+    """runtime.py and the .onnx, copied to an environment that has numpy, Pillow and onnxruntime only."""
+    import onnxruntime
+    import seq2seq_lab.deploy.runtime as runtime
+    from seq2seq_lab.deploy.runtime import LineReader
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = Path(onnxruntime.__file__).parents[1]  # this environment's site-packages: link the few packages in
+    packages = tmp_path / "packages"
+    packages.mkdir()
+    for name in ("numpy", "numpy.libs", "PIL", "pillow.libs", "onnxruntime", "flatbuffers", "google", "packaging"):
+        if (site / name).exists():
+            (packages / name).symlink_to(site / name)
+    (next(venv.glob("lib/python*/site-packages")) / "deployed.pth").write_text(f"{packages}\n")
+    python = venv / "bin" / "python"
+    no_torch = subprocess.run([python, "-c", "import torch"], capture_output=True, text=True)
+    assert no_torch.returncode != 0 and "No module named 'torch'" in no_torch.stderr
+
+    deployed = tmp_path / "deployed"
+    deployed.mkdir()
+    (deployed / "runtime.py").write_bytes(Path(runtime.__file__).read_bytes())
+    (deployed / "model.onnx").write_bytes(exported.read_bytes())
+    images = _test_images(corpus)
+    out = subprocess.run([python, "runtime.py", "model.onnx", *map(str, images), "--batch-size", "4"], cwd=deployed,
+                         capture_output=True, text=True, env={"PATH": os.environ["PATH"], "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = [line.split("\t") for line in out.stdout.splitlines()]
+    expected = LineReader(exported).read(images, batch_size=4)
+    assert [(p, t) for p, t, _ in got] == [(str(p), t) for p, (t, _) in zip(images, expected)]
+    assert any(t for _, t, _ in got)

@@ -18,34 +18,35 @@ dir as each batch is decoded; ``resume=true`` skips the images already there, an
 ``on_bad_image`` (row | skip | error) says what an unreadable image does. The confidence
 is the geometric mean of the per-step probabilities of the decoded path: the
 decoded tokens with EOS for the attention models, every column's best label for CTC.
+
+``backend=onnxruntime model_path=<file.onnx>`` reads with a model exported by
+:mod:`seq2seq_lab.export` instead, through :mod:`seq2seq_lab.deploy.runtime` (numpy, Pillow
+and onnxruntime): no checkpoint, and torch is never imported, so a few images are read in
+a fraction of the time. The same rows, resume and bad-image policy apply.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import hydra
-import torch
 from omegaconf import DictConfig
 
-from seq2seq_lab.assemble import load_trained
 from seq2seq_lab.configs import config_dir
-from seq2seq_lab.data.ocr.transforms import LineImageTransform
-from seq2seq_lab.data.ocr.widths import pad_batch
 from seq2seq_lab.errors import LabError, reported_errors
-from seq2seq_lab.precision import (
-    calibration_images,
-    check_quantize,
-    precision_plugin,
-    quantize_system,
-)
 
 log = logging.getLogger(__name__)
 
 __all__ = ["IMAGE_SUFFIXES", "collect_inputs", "predict"]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+BACKENDS = ("pytorch", "onnxruntime")
+
+# a backend: load(bytes) -> one prepared line; decode(lines) -> [(text, confidence)]
+Backend = tuple[Callable[[bytes], Any], Callable[[list], list[tuple[str, float]]]]
 
 
 class PredictError(LabError, ValueError):
@@ -82,13 +83,63 @@ def collect_inputs(spec: str) -> list[Path]:
     return images
 
 
-def _load(path: Path, transform: LineImageTransform) -> torch.Tensor:
-    """The transformed image ``(C, H, w)``, unpadded."""
+def _load(path: Path, load: Callable[[bytes], Any]) -> Any:
+    """The prepared line of the image at ``path``; any failure is a :class:`PredictError` naming it."""
     try:
-        image, _ = transform(path.read_bytes())
+        return load(path.read_bytes())
     except Exception as err:  # noqa: BLE001 - missing files and every Pillow decoding error
         raise PredictError(f"{path}: cannot read image ({type(err).__name__}: {err})") from err
-    return image
+
+
+def pytorch_backend(cfg: DictConfig) -> Backend:
+    """Lines read by the checkpoint's system, as in training (precision, quantize and beam width as configured)."""
+    import torch
+
+    from seq2seq_lab.assemble import load_trained
+    from seq2seq_lab.data.ocr.transforms import LineImageTransform
+    from seq2seq_lab.data.ocr.widths import pad_batch
+    from seq2seq_lab.precision import calibration_images, check_quantize, precision_plugin, quantize_system
+
+    if not cfg.get("ckpt_path"):
+        raise PredictError("ckpt_path: the checkpoint to read with is required (or backend=onnxruntime "
+                           "model_path=<an exported .onnx>)")
+    precision = precision_plugin(cfg.precision)
+    quantize = check_quantize(cfg.get("quantize"))
+    datamodule, system = load_trained(cfg.ckpt_path, {"data": cfg.get("data") or {}, "system": cfg.get("system") or {}})
+    if "transcribe" not in system.capabilities:
+        raise PredictError(f"{cfg.ckpt_path}: a {type(system).__name__} does not read text-line images")
+    quantize_system(system, quantize, calibration_images(datamodule, cfg.get("calibration_batches", 8)))
+    precision.convert_module(system).eval()
+    geometry = datamodule.contract  # the training lines' height, maximum width and channels
+    transform = LineImageTransform(geometry.height, geometry.width, geometry.channels)
+    fixed = getattr(datamodule, "fixed_width", False)
+
+    def decode(lines: list) -> list[tuple[str, float]]:
+        # (B, C, H, W) padded as the data module pads its batches, (B,) widths before padding
+        batch, lengths = pad_batch(lines, geometry.width, fixed)
+        with torch.inference_mode(), precision.forward_context():
+            texts, confidence = system.transcribe(precision.convert_input(batch), lengths)
+        return list(zip(texts, confidence.float().tolist()))
+
+    return (lambda data: transform(data)[0]), decode
+
+
+def onnxruntime_backend(cfg: DictConfig) -> Backend:
+    """Lines read by an exported model (``model_path``) in onnxruntime, through the torch-free runtime."""
+    from seq2seq_lab.deploy.runtime import LineReader
+
+    if not cfg.get("model_path"):
+        raise PredictError("backend=onnxruntime needs model_path=<the .onnx file> "
+                           "(written by python -m seq2seq_lab.export ckpt_path=...)")
+    if not Path(cfg.model_path).is_file():
+        raise PredictError(f"model_path={cfg.model_path}: no such file")
+    try:
+        reader = LineReader(cfg.model_path, threads=cfg.get("threads"))
+    except Exception as err:  # noqa: BLE001 - not an ONNX file, or not one of ours
+        raise PredictError(f"model_path={cfg.model_path}: cannot load ({type(err).__name__}: {err})") from None
+    if reader.kind == "classifier":
+        raise PredictError(f"model_path={cfg.model_path}: a classifier does not read text-line images")
+    return reader.load, lambda lines: reader.decode(*reader.prepare(lines))
 
 
 def _resume_from(out: Path) -> set[str]:
@@ -115,16 +166,11 @@ def predict(cfg: DictConfig) -> list[tuple[str, str, float]]:
     policy = cfg.get("on_bad_image", "row")
     if policy not in BAD_IMAGE_POLICIES:
         raise PredictError(f"on_bad_image={policy!r}: must be one of {', '.join(BAD_IMAGE_POLICIES)}")
-    precision = precision_plugin(cfg.precision)
-    quantize = check_quantize(cfg.get("quantize"))
+    backend = cfg.get("backend", "pytorch")
+    if backend not in BACKENDS:
+        raise PredictError(f"backend={backend!r}: must be one of {', '.join(BACKENDS)}")
     paths = collect_inputs(str(cfg.inputs))
-    datamodule, system = load_trained(cfg.ckpt_path, {"data": cfg.get("data") or {}, "system": cfg.get("system") or {}})
-    if "transcribe" not in system.capabilities:
-        raise PredictError(f"{cfg.ckpt_path}: a {type(system).__name__} does not read text-line images")
-    quantize_system(system, quantize, calibration_images(datamodule, cfg.get("calibration_batches", 8)))
-    precision.convert_module(system).eval()
-    geometry = datamodule.contract  # the training lines' height, maximum width and channels
-    transform = LineImageTransform(geometry.height, geometry.width, geometry.channels)
+    load, decode = (onnxruntime_backend if backend == "onnxruntime" else pytorch_backend)(cfg)
 
     out = Path(cfg.paths.output_dir) / "predictions.tsv"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -141,7 +187,7 @@ def predict(cfg: DictConfig) -> list[tuple[str, str, float]]:
             chunk, images, results = [], [], {}
             for path in batch_paths:
                 try:
-                    images.append(_load(path, transform))
+                    images.append(_load(path, load))
                     chunk.append(path)
                 except PredictError as err:
                     if policy == "error":
@@ -151,11 +197,7 @@ def predict(cfg: DictConfig) -> list[tuple[str, str, float]]:
                     if policy == "row":
                         results[path] = ("", 0.0, " ".join(str(err).split()))
             if images:
-                # (B, C, H, W) padded as the data module pads its batches, (B,) widths before padding
-                batch, lengths = pad_batch(images, geometry.width, getattr(datamodule, "fixed_width", False))
-                with torch.inference_mode(), precision.forward_context():
-                    texts, confidence = system.transcribe(precision.convert_input(batch), lengths)
-                results.update((p, (t, c, "")) for p, t, c in zip(chunk, texts, confidence.float().tolist()))
+                results.update((p, (t, c, "")) for p, (t, c) in zip(chunk, decode(images)))
             for path in (p for p in batch_paths if p in results):
                 text, conf, error = results[path]
                 rows.append((str(path), text, conf))

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 import torch
 
 from seq2seq_lab.errors import ConfigError
@@ -27,6 +28,7 @@ def bad_inputs(tmp_path_factory) -> Path:
     (root / "latin1.txt").write_bytes("images/a.png ok\nimages/caf\xe9.png no\n".encode("latin-1"))
     (root / "lmdb").mkdir()
     (root / "lmdb" / "data.mdb").write_bytes(b"\x00" * 4096)  # not an LMDB database
+    Image.new("L", (40, 16), 200).save(root / "line.png")
     return root
 
 
@@ -50,6 +52,15 @@ CASES = [
     ("predict", ["ckpt_path=/nope.ckpt", "inputs={bad}/latin1.txt"], "{bad}/latin1.txt:2: not UTF-8"),
     ("predict", ["ckpt_path=/nope.ckpt", "inputs={bad}/missing_dir"], "inputs='{bad}/missing_dir'"),
     ("eval", ["ckpt_path=/nope/last.ckpt"], "/nope/last.ckpt: no such checkpoint file"),
+    ("eval", ["ckpt_path=/nope/last.ckpt", "backend=tensorrt"], "backend='tensorrt': must be one of pytorch, onnxruntime"),
+    ("eval", ["ckpt_path=/nope/last.ckpt", "backend=onnxruntime"], "backend=onnxruntime needs model_path="),
+    ("predict", ["inputs={bad}/line.png", "backend=onnxruntime", "model_path={bad}/latin1.txt"],
+     "model_path={bad}/latin1.txt: cannot load"),
+    ("predict", ["inputs={bad}/latin1.txt", "backend=onnxruntime"], "backend=onnxruntime needs model_path="),
+    ("predict", ["inputs={bad}/latin1.txt"], "ckpt_path: the checkpoint to read with is required"),
+    ("export", ["ckpt_path=/nope/last.ckpt"], "/nope/last.ckpt: no such checkpoint file"),
+    ("export", ["ckpt_path=/nope/last.ckpt", "format=tflite"], "format='tflite': must be one of onnx, torchscript"),
+    ("export", ["ckpt_path=/nope/last.ckpt", "bf16=true"], "bf16=true: onnxruntime's CPU kernels"),
 ]
 
 

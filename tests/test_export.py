@@ -201,3 +201,20 @@ def test_the_runtime_reads_lines_in_a_venv_without_torch(corpus, exported, tmp_p
     expected = LineReader(exported).read(images, batch_size=4)
     assert [(p, t) for p, t, _ in got] == [(str(p), t) for p, (t, _) in zip(images, expected)]
     assert any(t for _, t, _ in got)
+
+
+def test_an_mnist_classifier_exports_and_evaluates_alike(fake_data_dir, tmp_path, monkeypatch):
+    from seq2seq_lab.eval import evaluate
+    from seq2seq_lab.export import export
+
+    monkeypatch.setenv("S2S_DATA_DIR", str(fake_data_dir))
+    train(compose_config("train", ["experiment=mnist_attention", "trainer.max_epochs=1", "data.batch_size=50",
+                                   "data.train_subset=300", "data.val_size=100", "model.hidden_dim=16", "test=false",
+                                   *QUIET], tmp_path / "run"))
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    summary = export(compose_config("export", [f"ckpt_path={ckpt}", "int8=true"], tmp_path / "export"))
+    assert summary["kind"] == "classifier" and summary["verify"] == {"lines": 100, "differing": 0, "agreement": 1.0}
+    exported = evaluate(compose_config("eval", [f"ckpt_path={ckpt}", "backend=onnxruntime",
+                                                f"model_path={summary['path']}"], tmp_path / "ort"))
+    reference = evaluate(compose_config("eval", [f"ckpt_path={ckpt}", "trainer=cpu"], tmp_path / "torch"))
+    assert exported["test/acc"] == pytest.approx(reference["test/acc"], abs=1e-6)

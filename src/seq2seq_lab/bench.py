@@ -180,6 +180,58 @@ def plain_infer(system: L.LightningModule, batches: DataLoader, precision: Preci
     return time.perf_counter() - start
 
 
+def onnxruntime_comparison(template: L.LightningModule, contract, batches: list[dict], b: DictConfig,
+                           workdir: Path) -> dict:
+    """Greedy decoding images/s of PyTorch (fp32, bf16, int8 conv stack) and onnxruntime (fp32, int8)
+    on the same ``batches`` with the same intra-op threads; medians over ``b.repeats``.
+
+    The graph is ``template`` exported as :mod:`seq2seq_lab.export` writes it: every decoding step
+    runs, as in PyTorch here (:func:`infer`). onnxruntime has no bf16 CPU kernels for these ops.
+    """
+    from seq2seq_lab.deploy.exporting import export_onnx, quantize_int8
+    from seq2seq_lab.deploy.runtime import LineReader
+
+    threads = torch.get_num_threads()
+    fp32 = workdir / "bench.onnx"
+    export_onnx(template.eval(), contract, fp32)
+    int8 = workdir / "bench.int8.onnx"
+    quantize_int8(fp32, int8)
+    arrays = [[batch["inputs"].numpy()] + ([batch["input_lengths"].numpy()] if "input_lengths" in batch else [])
+              for batch in batches]
+
+    def ort_seconds(path: Path) -> float:
+        reader = LineReader(path, threads=threads)
+        reader.run(*arrays[0])  # warm-up
+        times = []
+        for _ in range(b.repeats):
+            start = time.perf_counter()
+            for feed in arrays:
+                reader.run(*feed)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    def torch_seconds(precision: str, quantize: str | None) -> float:
+        system = copy.deepcopy(template)
+        quantize_system(system, quantize, (batch["inputs"] for batch in batches[:2]), "bench.quantize")
+        plugin = precision_plugin(precision, "bench precision")
+        plugin.convert_module(system)
+        loader = as_loader(batches)
+        plain_infer(system, as_loader(batches[:1]), plugin)  # warm-up
+        return statistics.median(plain_infer(system, loader, plugin) for _ in range(b.repeats))
+
+    images = sum(batch["inputs"].size(0) for batch in batches)
+    seconds = {"pytorch_fp32": torch_seconds("32-true", None), "pytorch_bf16": torch_seconds("bf16-true", None)}
+    try:
+        seconds["pytorch_int8"] = torch_seconds("32-true", "int8")
+    except Exception as err:  # noqa: BLE001 - no x86 engine, or a model without a CRNN conv stack
+        log.info("pytorch int8 skipped: %s", err)
+    seconds.update(onnxruntime_fp32=ort_seconds(fp32), onnxruntime_int8=ort_seconds(int8))
+    result = {f"{name}_samples_per_second": round(images / s, 1) for name, s in seconds.items()}
+    result["onnxruntime_over_pytorch_fp32"] = round(seconds["pytorch_fp32"] / seconds["onnxruntime_fp32"], 2)
+    result["onnxruntime_threads"] = threads
+    return result
+
+
 def bench(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed)
     b = cfg.bench
@@ -200,30 +252,38 @@ def bench(cfg: DictConfig) -> dict:
     infer_precision.convert_module(inference_system)
     warmup = as_loader(batches[: b.warmup_batches])
     plain_infer(inference_system, warmup, infer_precision)
-    plain_train(copy.deepcopy(template), warmup, train_precision)
-
-    plain_s, lightning_s, infer_s = [], [], []
-    for _ in range(b.repeats):
-        plain_s.append(plain_train(copy.deepcopy(template), train_batches, train_precision))
-        lightning_s.append(lightning_train(copy.deepcopy(template), train_batches, cfg.trainer))
-        infer_s.append(plain_infer(inference_system, infer_batches, infer_precision))
-    samples = b.batch_size * b.train_batches
     result = {
         "model": cfg.model._target_,
         "num_params": template.num_params,
         "batch_size": b.batch_size,
-        "train_batches": b.train_batches,
+        "train_batches": b.train_batches if b.get("train", True) else 0,
         "precision": precision,
         "infer_precision": str(b.get("infer_precision") or precision),
         "quantize": b.get("quantize"),
         "threads": torch.get_num_threads(),
-        "plain_epoch_seconds": round(statistics.median(plain_s), 3),
-        "lightning_epoch_seconds": round(statistics.median(lightning_s), 3),
-        "plain_train_samples_per_second": round(samples / statistics.median(plain_s), 1),
-        "lightning_train_samples_per_second": round(samples / statistics.median(lightning_s), 1),
-        "infer_samples_per_second": round(b.batch_size * b.infer_batches / statistics.median(infer_s), 1),
     }
-    result["lightning_over_plain"] = round(result["lightning_epoch_seconds"] / result["plain_epoch_seconds"], 3)
+    infer_s = []
+    if b.get("train", True):
+        plain_train(copy.deepcopy(template), warmup, train_precision)
+        plain_s, lightning_s = [], []
+        for _ in range(b.repeats):
+            plain_s.append(plain_train(copy.deepcopy(template), train_batches, train_precision))
+            lightning_s.append(lightning_train(copy.deepcopy(template), train_batches, cfg.trainer))
+            infer_s.append(plain_infer(inference_system, infer_batches, infer_precision))
+        samples = b.batch_size * b.train_batches
+        result.update(
+            plain_epoch_seconds=round(statistics.median(plain_s), 3),
+            lightning_epoch_seconds=round(statistics.median(lightning_s), 3),
+            plain_train_samples_per_second=round(samples / statistics.median(plain_s), 1),
+            lightning_train_samples_per_second=round(samples / statistics.median(lightning_s), 1),
+        )
+        result["lightning_over_plain"] = round(result["lightning_epoch_seconds"] / result["plain_epoch_seconds"], 3)
+    else:
+        infer_s = [plain_infer(inference_system, infer_batches, infer_precision) for _ in range(b.repeats)]
+    result["infer_samples_per_second"] = round(b.batch_size * b.infer_batches / statistics.median(infer_s), 1)
+    if b.get("onnxruntime"):
+        result.update(onnxruntime_comparison(template, datamodule.contract, batches[: b.infer_batches], b,
+                                             Path(cfg.paths.output_dir)))
     return result
 
 

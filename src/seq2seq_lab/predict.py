@@ -100,9 +100,6 @@ def pytorch_backend(cfg: DictConfig) -> Backend:
     from seq2seq_lab.data.ocr.widths import pad_batch
     from seq2seq_lab.precision import calibration_images, check_quantize, precision_plugin, quantize_system
 
-    if not cfg.get("ckpt_path"):
-        raise PredictError("ckpt_path: the checkpoint to read with is required (or backend=onnxruntime "
-                           "model_path=<an exported .onnx>)")
     precision = precision_plugin(cfg.precision)
     quantize = check_quantize(cfg.get("quantize"))
     datamodule, system = load_trained(cfg.ckpt_path, {"data": cfg.get("data") or {}, "system": cfg.get("system") or {}})
@@ -128,9 +125,6 @@ def onnxruntime_backend(cfg: DictConfig) -> Backend:
     """Lines read by an exported model (``model_path``) in onnxruntime, through the torch-free runtime."""
     from seq2seq_lab.deploy.runtime import LineReader
 
-    if not cfg.get("model_path"):
-        raise PredictError("backend=onnxruntime needs model_path=<the .onnx file> "
-                           "(written by python -m seq2seq_lab.export ckpt_path=...)")
     if not Path(cfg.model_path).is_file():
         raise PredictError(f"model_path={cfg.model_path}: no such file")
     try:
@@ -169,6 +163,12 @@ def predict(cfg: DictConfig) -> list[tuple[str, str, float]]:
     backend = cfg.get("backend", "pytorch")
     if backend not in BACKENDS:
         raise PredictError(f"backend={backend!r}: must be one of {', '.join(BACKENDS)}")
+    if backend == "onnxruntime" and not cfg.get("model_path"):
+        raise PredictError("backend=onnxruntime needs model_path=<the .onnx file> "
+                           "(written by python -m seq2seq_lab.export ckpt_path=...)")
+    if backend == "pytorch" and not cfg.get("ckpt_path"):
+        raise PredictError("ckpt_path: the checkpoint to read with is required (or backend=onnxruntime "
+                           "model_path=<an exported .onnx>)")
     paths = collect_inputs(str(cfg.inputs))
     load, decode = (onnxruntime_backend if backend == "onnxruntime" else pytorch_backend)(cfg)
 

@@ -14,6 +14,8 @@ whose text (or class) differs.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import warnings
@@ -34,6 +36,18 @@ __all__ = ["compare", "export_onnx", "export_torchscript", "exported_test_metric
 
 OUTPUT_NAMES = {"attention": ["tokens", "log_probs"], "ctc": ["labels", "log_probs", "lengths"],
                 "classifier": ["logits"]}
+
+
+@contextlib.contextmanager
+def _quiet(name: str | None):
+    """Logger ``name`` (None: the root) at WARNING for the duration."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def graph_metadata(kind: str, contract: DataContract, fixed_width: bool = False) -> dict:
@@ -75,7 +89,7 @@ def export_onnx(system: torch.nn.Module, contract: DataContract, path: str | Pat
     names = ["inputs"] if kind == "classifier" else ["inputs", "widths"]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet("torch"):
         warnings.simplefilter("ignore")
         torch.onnx.export(graph, args, str(path), dynamo=True, opset_version=18, input_names=names,
                           output_names=OUTPUT_NAMES[kind], dynamic_shapes=_dynamic_shapes(kind, contract),
@@ -97,8 +111,9 @@ def quantize_int8(source: str | Path, target: str | Path) -> None:
     in int8, activations quantized per batch (onnxruntime's dynamic quantization); metadata kept."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
-                     op_types_to_quantize=["MatMul", "Gemm", "LSTM", "GRU", "Gather"])
+    with _quiet(None):  # it logs every tensor it leaves alone on the root logger
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["MatMul", "Gemm", "LSTM", "GRU", "Gather"])
 
 
 def export_torchscript(system: torch.nn.Module, contract: DataContract, path: str | Path,

@@ -39,15 +39,17 @@ OUTPUT_NAMES = {"attention": ["tokens", "log_probs"], "ctc": ["labels", "log_pro
 
 
 @contextlib.contextmanager
-def _quiet(name: str | None):
-    """Logger ``name`` (None: the root) at WARNING for the duration."""
-    logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(logging.WARNING)
+def _quiet(*names: str | None):
+    """Loggers ``names`` (None: the root) at WARNING for the duration."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def graph_metadata(kind: str, contract: DataContract, fixed_width: bool = False) -> dict:
@@ -89,7 +91,7 @@ def export_onnx(system: torch.nn.Module, contract: DataContract, path: str | Pat
     names = ["inputs"] if kind == "classifier" else ["inputs", "widths"]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet("torch"):
+    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet("torch", "onnx_ir", "onnxscript"):
         warnings.simplefilter("ignore")
         torch.onnx.export(graph, args, str(path), dynamo=True, opset_version=18, input_names=names,
                           output_names=OUTPUT_NAMES[kind], dynamic_shapes=_dynamic_shapes(kind, contract),

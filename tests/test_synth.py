@@ -247,3 +247,40 @@ def test_cli_writes_the_corpus_and_nothing_else(tmp_path, monkeypatch):
     manifest = json.loads((tmp_path / "corpus" / "manifest.json").read_text())
     assert manifest["args"]["min_length"] == 2 and manifest["counts"]["train"] == 8
     assert all(2 <= len(label) <= 4 and label.isdigit() for _, label in _read_corpus(tmp_path / "corpus")["train"])
+
+
+def test_the_ocr_data_module_generates_its_corpus_in_prepare_data_and_a_trained_model_never_does(tmp_path,
+                                                                                                 monkeypatch):
+    """The contract (charset, sizes) is known before the corpus exists; prepare_data writes it; eval rebuilds the
+    data module from the checkpoint without drawing a line, even with the corpus gone."""
+    import shutil
+
+    from helpers import compose_config
+    from omegaconf import open_dict
+
+    from seq2seq_lab.assemble import build_datamodule, load_trained
+    from seq2seq_lab.data.synth.fonts import NoFontError
+    from seq2seq_lab.train import train
+    from seq2seq_lab.validation import validate_config
+
+    monkeypatch.setenv("S2S_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "data").mkdir()
+    cfg = compose_config("train", ["experiment=ocr_synth_cpu", "threads=1", "logger=csv", "trainer.max_epochs=1",
+                                   "data.batch_size=4", "data.num_workers=0", "test=false"], tmp_path / "run")
+    with open_dict(cfg):
+        cfg.synth.update(num_train=8, num_val=4, num_test=4, workers=1)
+    corpus = Path(cfg.synth.out_dir)
+    validate_config(cfg)  # the lists and charset that prepare_data will write are not missing files
+    datamodule = build_datamodule(cfg)
+    assert not corpus.exists() and datamodule.contract.output_dim == 500 + 4  # cjk_common:500 + specials
+    try:
+        train(cfg)
+    except NoFontError as err:
+        pytest.skip(f"no font draws the synth charset: {err}")
+    assert (corpus / "train.txt").is_file() and (corpus / "charset.txt").read_text().count("\n") == 500
+
+    shutil.rmtree(corpus)
+    ckpt = next((tmp_path / "run" / "checkpoints").glob("*.ckpt"))
+    loaded, _ = load_trained(str(ckpt))
+    loaded.prepare_data()
+    assert not corpus.exists() and loaded.contract.output_dim == 504

@@ -174,6 +174,8 @@ def load_trained(ckpt_path: str, overrides: dict | None = None) -> tuple[L.Light
     if "charset" in checkpoint and _names_a_file(stored):
         # the training charset, not whatever file its old path names now (or no file at all)
         run_cfg.data.charset = carried_charset_file(checkpoint["charset"])
+    if run_cfg.get("data", {}).get("synth") is not None:  # a trained model's data is read, never drawn again
+        run_cfg.data.synth, run_cfg.data.on_the_fly = None, False
     datamodule = build_datamodule(run_cfg)
     system = build_system(run_cfg, datamodule)
     system.load_state_dict(checkpoint["state_dict"])

@@ -32,7 +32,6 @@ from torch.utils.data import DataLoader
 
 from seq2seq_lab.assemble import build_datamodule, build_system
 from seq2seq_lab.configs import config_dir
-from seq2seq_lab.data.synth.text import load_charset
 from seq2seq_lab.errors import reported_errors
 from seq2seq_lab.models.seq2seq import Seq2Seq
 from seq2seq_lab.precision import check_quantize, precision_plugin, quantize_system, resolve_trainer_precision
@@ -66,31 +65,23 @@ REFERENCE_CHARSET_SIZE = 5990  # the classic Chinese corpus's charset: what a mi
 
 
 def bench_charset(cfg: DictConfig) -> None:
-    """Point ``data.charset`` at a file the bench can read: it reads no images, so it needs no corpus.
+    """Point ``data.charset`` at a charset the bench can read: it reads no images, so it needs no corpus.
 
-    ``bench.charset_size`` writes that many CJK ideographs. A charset file that does not exist
-    (yet: ``train`` generates the corpus) is replaced by the charset the config's ``synth`` block
-    would give the corpus, or without one by :data:`REFERENCE_CHARSET_SIZE` ideographs; the log says which.
+    ``bench.charset_size`` writes that many CJK ideographs. A charset file that does not exist is
+    replaced by :data:`REFERENCE_CHARSET_SIZE` ideographs (the log says so), unless the config's
+    ``synth`` block will generate it: the OCR data module then reads the charset from that block.
     """
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     size = cfg.bench.get("charset_size")
     charset = cfg.data.get("charset")
-    if not size and (charset is None or str(charset).startswith("builtin:") or Path(charset).exists()):
+    if not size and (charset is None or str(charset).startswith("builtin:") or Path(charset).exists()
+                     or cfg.get("synth")):
         return
-    synth = cfg.get("synth")
-    if size or not synth:
-        cfg.data.charset = str(write_synthetic_charset(size or REFERENCE_CHARSET_SIZE, out))
-        if not size:
-            log.info("data.charset %s does not exist: benching with %d CJK ideographs "
-                     "(bench.charset_size=N for another size)", charset, REFERENCE_CHARSET_SIZE)
-        return
-    chars = load_charset(str(synth.charset), synth.get("charset_size"))
-    path = out / "charset.txt"
-    path.write_text("".join(c + "\n" for c in chars), encoding="utf-8")
-    log.info("data.charset %s does not exist yet: benching with synth.charset %s (%d characters)",
-             charset, synth.charset, len(chars))
-    cfg.data.charset = str(path)
+    cfg.data.charset = str(write_synthetic_charset(size or REFERENCE_CHARSET_SIZE, out))
+    if not size:
+        log.info("data.charset %s does not exist: benching with %d CJK ideographs "
+                 "(bench.charset_size=N for another size)", charset, REFERENCE_CHARSET_SIZE)
 
 
 def synthetic_batches(datamodule, batch_size: int, count: int, seed: int) -> list[dict]:
@@ -178,6 +169,20 @@ def plain_infer(system: L.LightningModule, batches: DataLoader, precision: Preci
         with precision.forward_context():
             infer(system, precision.convert_input(batch))
     return time.perf_counter() - start
+
+
+def compiled_comparison(template: L.LightningModule, batches: DataLoader, warmup: DataLoader, precision: Precision,
+                        repeats: int, eager_seconds: float) -> dict:
+    """The plain loop again with the system's network compiled (``system.compile``): seconds per epoch
+    (median of ``repeats``), the one-off compilation (the warm-up batches' time), and eager / compiled."""
+    system = copy.deepcopy(template)
+    system.compile_modules()
+    start = time.perf_counter()
+    plain_train(system, warmup, precision)
+    compile_s = time.perf_counter() - start
+    seconds = statistics.median(plain_train(system, batches, precision) for _ in range(repeats))
+    return {"compiled_plain_epoch_seconds": round(seconds, 3), "compile_warmup_seconds": round(compile_s, 1),
+            "compiled_over_eager_plain": round(eager_seconds / seconds, 3)}
 
 
 def onnxruntime_comparison(template: L.LightningModule, contract, batches: list[dict], b: DictConfig,
@@ -281,6 +286,9 @@ def bench(cfg: DictConfig) -> dict:
     else:
         infer_s = [plain_infer(inference_system, infer_batches, infer_precision) for _ in range(b.repeats)]
     result["infer_samples_per_second"] = round(b.batch_size * b.infer_batches / statistics.median(infer_s), 1)
+    if b.get("compile") and b.get("train", True):
+        result.update(compiled_comparison(template, train_batches, warmup, train_precision, b.repeats,
+                                          statistics.median(plain_s)))
     if b.get("onnxruntime"):
         result.update(onnxruntime_comparison(template, datamodule.contract, batches[: b.infer_batches], b,
                                              Path(cfg.paths.output_dir)))

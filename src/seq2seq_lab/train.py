@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import hydra
@@ -27,7 +26,6 @@ from seq2seq_lab.ddp_hydra import ddp_ranks_share_job_dir
 from seq2seq_lab.errors import reported_errors
 from seq2seq_lab.gpu_claim import claim_gpu
 from seq2seq_lab.runs import STOPPED_EXIT_CODE, failed_job_value, main_guard
-from seq2seq_lab.data.synth.corpus import generate_corpus, spec_from_config
 from seq2seq_lab.precision import resolve_trainer_precision
 from seq2seq_lab.validation import validate_config
 
@@ -61,16 +59,6 @@ def log_hyperparams(loggers: list, params: dict, metric_names: list[str]) -> Non
             logger.log_hyperparams(params)
 
 
-def prepare_corpus(cfg: DictConfig) -> None:
-    """Generate the synthetic corpus of the config's ``synth`` block (keys as conf/synth.yaml), or reuse
-    the identical one in ``synth.out_dir``. Rank 0 only: DDP's other ranks start once it exists."""
-    s = cfg.get("synth")
-    if not s or os.environ.get("LOCAL_RANK", "0") != "0":
-        return
-    generate_corpus(spec_from_config(s), s.out_dir, workers=s.get("workers", 1),
-                    overwrite=s.get("overwrite", False), progress=False)
-
-
 def launcher_choice() -> str | None:
     """The ``hydra/launcher`` option this job runs under (None outside Hydra)."""
     from hydra.core.hydra_config import HydraConfig
@@ -80,7 +68,7 @@ def launcher_choice() -> str | None:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test as the config says; returns the final logged metrics."""
-    validate_config(cfg, check_paths=False)  # a typo is reported before any corpus is drawn
+    validate_config(cfg)  # a typo or a missing file is reported before any corpus is drawn
     if launcher_choice() == "gpu_per_job":  # this job's own GPU, held until it ends
         claim = claim_gpu(torch.cuda.device_count())
         with open_dict(cfg):
@@ -93,8 +81,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 def _train(cfg: DictConfig) -> dict[str, float]:
-    prepare_corpus(cfg)
-    validate_config(cfg)
     resolve_trainer_precision(cfg.trainer)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))

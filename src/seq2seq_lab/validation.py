@@ -129,8 +129,11 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
 
 
 def _path_problems(cfg: DictConfig) -> list[str]:
-    """Files and directories the data config names must exist (a downloadable data set may be absent)."""
+    """Files and directories the data config names must exist (a downloadable data set may be absent,
+    and so may the files of the corpus that ``data.synth`` will generate into its ``out_dir``)."""
     problems = []
+    out_dir = _get(cfg, "data.synth.out_dir")
+    generated = Path(out_dir).resolve() if isinstance(out_dir, str) else None
     data_dir = _get(cfg, "data.data_dir")
     if isinstance(data_dir, str) and not Path(data_dir).is_dir() and _get(cfg, "data.download") is not True:
         problems.append(f"data.data_dir={data_dir!r}: no such directory (set S2S_DATA_DIR or data.data_dir)")
@@ -145,7 +148,7 @@ def _path_problems(cfg: DictConfig) -> list[str]:
                     charset_file(p)
                 except CharsetError as err:
                     problems.append(f"{key}={p!r}: {err}")
-            elif not Path(p).exists():
+            elif not Path(p).exists() and not (generated and generated in Path(p).resolve().parents):
                 problems.append(f"{key}={p!r}: no such file or directory")
     return problems
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ import lightning as L
 import torch
 from torchmetrics import MaxMetric, MeanMetric, Metric
 
+from seq2seq_lab.models.seq2seq import Seq2Seq
 from seq2seq_lab.systems.schedules import seconds
 
 
@@ -35,6 +37,10 @@ class BaseSystem(L.LightningModule):
             ``max_seconds`` one with ``trainer.max_time`` in seconds (None without one).
         scheduler_interval: ``epoch`` or ``step``.
         monitor: the validation metric whose best value is tracked.
+        compile: run the network's forward passes through ``torch.compile`` (in place, so checkpoints
+            keep their keys): the network's own forward, or a :class:`Seq2Seq`'s encoder and decoder,
+            which the token systems call one by one. RNN layers run eagerly between compiled graphs
+            (Dynamo leaves them out); the attention, cells' gates, projections and losses are fused.
     """
 
     # what callers may ask of it: classify (a label per input), decode (token sequences), transcribe (images -> text)
@@ -46,8 +52,11 @@ class BaseSystem(L.LightningModule):
         scheduler: Callable[..., Any] | None = None,
         scheduler_interval: str = "epoch",
         monitor: str = "acc",
+        compile: bool = False,
     ):
         super().__init__()
+        self.compile_net = bool(compile)
+        self._compiled = False
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.scheduler_interval = scheduler_interval
@@ -69,7 +78,24 @@ class BaseSystem(L.LightningModule):
         """The metric objects of a stage, by log name (``acc``...)."""
         raise NotImplementedError
 
+    def compiled_modules(self) -> list[torch.nn.Module]:
+        """The modules whose forward :meth:`compile_modules` compiles."""
+        net = self.net
+        return [net.encoder, net.decoder] if isinstance(net, Seq2Seq) else [net]
+
+    def compile_modules(self) -> None:
+        """Compile :meth:`compiled_modules` in place (``nn.Module.compile``), once."""
+        if not self._compiled:
+            torch._logging.set_logs(dynamo=logging.ERROR)  # not a warning per data-dependent branch (graph break)
+            for module in self.compiled_modules():
+                module.compile()
+            self._compiled = True
+
     # -- Lightning hooks ----------------------------------------------------
+    def configure_model(self) -> None:
+        if self.compile_net:
+            self.compile_modules()
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, _ = self.compute_loss(batch)
         self.losses["train_loss"].update(loss.detach())  # update, not forward: no per-batch compute

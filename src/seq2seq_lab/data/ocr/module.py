@@ -12,6 +12,7 @@ import functools
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,7 +33,8 @@ from seq2seq_lab.data.ocr.sources import (
 )
 from seq2seq_lab.data.ocr.transforms import LineImageTransform
 from seq2seq_lab.data.ocr.widths import header_size, pad_batch
-from seq2seq_lab.data.synth.corpus import spec_from_config
+from seq2seq_lab.data.synth.corpus import generate_corpus, spec_from_config
+from seq2seq_lab.data.synth.text import load_charset
 from seq2seq_lab.data.synth.drawer import make_drawer
 from seq2seq_lab.data.tokenizer import Tokenizer
 from seq2seq_lab.errors import ConfigError
@@ -167,6 +169,11 @@ def _check_choice(name: str, value: Any, allowed: tuple) -> None:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
 
 
+def _inside(path: str, directory: str) -> bool:
+    """Whether ``path`` lies in ``directory`` (resolved; neither need exist)."""
+    return Path(directory).resolve() in Path(path).resolve().parents
+
+
 class OCRDataModule(ResumableDataModule):
     """Text-line images with their transcriptions, for CRNN-style encoder-decoders.
 
@@ -210,6 +217,8 @@ class OCRDataModule(ResumableDataModule):
             new ones every epoch (:mod:`~seq2seq_lab.data.ocr.on_the_fly`), instead of reading ``train``;
             validation and test still read their lists. Not bucketed by width.
         synth: the generator's settings (conf/synth.yaml's keys; experiments pass their ``synth`` block).
+            With its ``out_dir``, :meth:`prepare_data` writes that corpus there (or finds the identical one),
+            and a charset file the corpus will write is read from the settings meanwhile.
         image_dir: the directory the list files' image paths are relative to; None: each list file's
             own (or its ``images/`` subdirectory when the images are there, as the classic corpus ships).
     """
@@ -258,7 +267,16 @@ class OCRDataModule(ResumableDataModule):
         self.save_hyperparameters()
         self.specs = {"train": train, "val": val, "test": test}
         self.charset_path = os.fspath(charset)
-        self.charset = read_charset(self.charset_path, on_duplicate_char)
+        if on_the_fly and not synth:
+            raise ConfigError("data.on_the_fly=true needs data.synth: the generator's settings (e.g. data.synth=${synth})")
+        self.synth = dict(synth) if synth else None
+        self.synth_spec = spec_from_config(synth) if synth else None
+        self.on_the_fly = on_the_fly
+        self.corpus_dir = self.synth.get("out_dir") if self.synth else None  # where prepare_data writes it
+        if self.corpus_dir and _inside(self.charset_path, self.corpus_dir) and not Path(self.charset_path).exists():  # prepare_data writes it: the settings say what it holds
+            self.charset = list(load_charset(self.synth_spec.charset, self.synth_spec.charset_size))
+        else:
+            self.charset = read_charset(self.charset_path, on_duplicate_char)
         self.label_format = label_format
         self.image_dir = image_dir
         self.max_length = max_length
@@ -273,9 +291,6 @@ class OCRDataModule(ResumableDataModule):
         self.seed = seed
         self.pin_memory = pin_memory
         self.bucket_by_width, self.fixed_width = bucket_by_width, fixed_width
-        if on_the_fly and not synth:
-            raise ConfigError("data.on_the_fly=true needs data.synth: the generator's settings (e.g. data.synth=${synth})")
-        self.synth_spec = spec_from_config(synth) if on_the_fly else None
 
         self.tokenizer = Tokenizer(self.charset, use_unk=(on_unknown_char or on_bad_sample) == "unk")
         self.output_dim = self.tokenizer.vocab_size
@@ -320,10 +335,17 @@ class OCRDataModule(ResumableDataModule):
         transform = LineImageTransform(self.height, self.width, self.channels, augment=augment)
         return OCRDataset(samples, self.tokenizer, self.max_length, transform, skip=self.on_bad_sample == "skip")
 
+    def prepare_data(self) -> None:
+        """Write the corpus of ``synth`` into ``synth.out_dir``, or reuse the identical one there
+        (Lightning runs this once per node, before any process reads data)."""
+        if self.corpus_dir:
+            generate_corpus(self.synth_spec, self.corpus_dir, workers=self.synth.get("workers", 1),
+                            overwrite=self.synth.get("overwrite", False), progress=False)
+
     def setup(self, stage: str | None = None) -> None:
         """Index the splits ``stage`` needs (once each)."""
         want_fit = stage in (None, "fit", "validate")
-        if want_fit and "train" not in self.datasets and self.synth_spec is not None:
+        if want_fit and "train" not in self.datasets and self.on_the_fly:
             spec = self.synth_spec
             transform = LineImageTransform(self.height, self.width, self.channels, augment=self.augment)
             self.datasets["train"] = OnTheFlyLines(make_drawer(spec), spec.num_train, self.tokenizer,

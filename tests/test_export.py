@@ -218,3 +218,16 @@ def test_an_mnist_classifier_exports_and_evaluates_alike(fake_data_dir, tmp_path
                                                 f"model_path={summary['path']}"], tmp_path / "ort"))
     reference = evaluate(compose_config("eval", [f"ckpt_path={ckpt}", "trainer=cpu"], tmp_path / "torch"))
     assert exported["test/acc"] == pytest.approx(reference["test/acc"], abs=1e-6)
+
+
+def test_predict_with_onnxruntime_never_imports_torch(corpus, exported, tmp_path):
+    code = ("import sys\n"
+            f"sys.argv = ['predict', 'backend=onnxruntime', 'model_path={exported}', 'inputs={corpus}/test.txt',\n"
+            f"            'hydra.run.dir={tmp_path}']\n"
+            "from seq2seq_lab.predict import main\n"
+            "main()\n"
+            "print('torch imported:', 'torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "torch imported: False" in out.stdout
+    assert (tmp_path / "predictions.tsv").read_text().count("\n") == 13  # header + 12

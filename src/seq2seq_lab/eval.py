@@ -35,18 +35,10 @@ def evaluate_exported(cfg: DictConfig) -> dict[str, float | str | None]:
     """``backend=onnxruntime``: the test metrics of the exported file ``model_path``, on the test split of
     the checkpoint's data config (``ckpt_path``), by the PyTorch system's metric definitions."""
     from seq2seq_lab.deploy.exporting import exported_test_metrics
-    from seq2seq_lab.deploy.runtime import LineReader
+    from seq2seq_lab.deploy.loading import open_exported
 
-    if not cfg.get("model_path"):
-        raise ConfigError("backend=onnxruntime needs model_path=<the .onnx file> "
-                          "(written by python -m seq2seq_lab.export ckpt_path=...)")
-    if not Path(cfg.model_path).is_file():
-        raise ConfigError(f"model_path={cfg.model_path}: no such file")
+    reader = open_exported(cfg.get("model_path"), cfg.get("threads"))
     datamodule, system = load_trained(cfg.ckpt_path, {"data": cfg.get("data") or {}, "system": cfg.get("system") or {}})
-    try:
-        reader = LineReader(cfg.model_path, threads=cfg.get("threads"))
-    except Exception as err:  # noqa: BLE001 - not an ONNX file, or not one of ours
-        raise ConfigError(f"model_path={cfg.model_path}: cannot load ({type(err).__name__}: {err})") from None
     metrics = exported_test_metrics(system.eval(), reader.meta, lambda x: reader.run(*x), datamodule.test_dataloader())
     return {"ckpt_path": str(Path(cfg.ckpt_path).resolve()), "model_path": str(Path(cfg.model_path).resolve()),
             "backend": "onnxruntime", **metrics}

@@ -123,14 +123,9 @@ def pytorch_backend(cfg: DictConfig) -> Backend:
 
 def onnxruntime_backend(cfg: DictConfig) -> Backend:
     """Lines read by an exported model (``model_path``) in onnxruntime, through the torch-free runtime."""
-    from seq2seq_lab.deploy.runtime import LineReader
+    from seq2seq_lab.deploy.loading import open_exported
 
-    if not Path(cfg.model_path).is_file():
-        raise PredictError(f"model_path={cfg.model_path}: no such file")
-    try:
-        reader = LineReader(cfg.model_path, threads=cfg.get("threads"))
-    except Exception as err:  # noqa: BLE001 - not an ONNX file, or not one of ours
-        raise PredictError(f"model_path={cfg.model_path}: cannot load ({type(err).__name__}: {err})") from None
+    reader = open_exported(cfg.model_path, cfg.get("threads"))
     if reader.kind == "classifier":
         raise PredictError(f"model_path={cfg.model_path}: a classifier does not read text-line images")
     return reader.load, lambda lines: reader.decode(*reader.prepare(lines))

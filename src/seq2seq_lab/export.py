@@ -74,7 +74,7 @@ def export(cfg: DictConfig) -> dict:
     out = Path(cfg.out or Path(cfg.paths.output_dir) / f"model{FORMATS[cfg.format]}")
     writer = export_onnx if cfg.format == "onnx" else export_torchscript
     try:
-        meta = writer(system, datamodule.contract, out, fixed_width=bool(getattr(datamodule, "fixed_width", False)))
+        meta = writer(system, datamodule.contract, out)
     except TypeError as err:
         raise ExportError(f"{cfg.ckpt_path}: {err}") from None
     log.info("wrote %s (%s, %.1f MB)", out, meta["kind"], out.stat().st_size / 1e6)

@@ -109,11 +109,10 @@ def pytorch_backend(cfg: DictConfig) -> Backend:
     precision.convert_module(system).eval()
     geometry = datamodule.contract  # the training lines' height, maximum width and channels
     transform = LineImageTransform(geometry.height, geometry.width, geometry.channels)
-    fixed = getattr(datamodule, "fixed_width", False)
 
     def decode(lines: list) -> list[tuple[str, float]]:
         # (B, C, H, W) padded as the data module pads its batches, (B,) widths before padding
-        batch, lengths = pad_batch(lines, geometry.width, fixed)
+        batch, lengths = pad_batch(lines, geometry.width, geometry.fixed_width)
         with torch.inference_mode(), precision.forward_context():
             texts, confidence = system.transcribe(precision.convert_input(batch), lengths)
         return list(zip(texts, confidence.float().tolist()))

@@ -29,7 +29,7 @@ from torch.utils.data import (
 )
 
 __all__ = ["EpochRandomSampler", "ResumableDataModule", "ResumableLoader", "TensorBatchDataset",
-           "WidthBucketBatchSampler", "collate_batch", "make_loader"]
+           "WidthBucketBatchSampler", "collate_batch", "collate_tokens", "make_loader"]
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -223,6 +223,20 @@ class TensorBatchDataset(Dataset):
     def __repr__(self) -> str:
         parts = ", ".join(f"{k}: {tuple(v.shape)} {v.dtype}" for k, v in self.tensors.items())
         return f"TensorBatchDataset(n={self._len}, {parts})"
+
+
+def collate_tokens(items: Sequence[dict[str, Any]], inputs: torch.Tensor | None = None,
+                   input_lengths: torch.Tensor | None = None) -> dict[str, Any]:
+    """The one collate of token-target items (toy tasks, OCR lines): ``inputs`` stacked (``(B, T, F)``,
+    or as given: padded images), ``input_lengths (B,)`` (stacked, or as given), ``targets (B, L)``
+    and ``target_lengths (B,)`` long, ``texts`` list of B str. Module-level so it pickles for workers."""
+    return {
+        "inputs": torch.stack([it["inputs"] for it in items]) if inputs is None else inputs,
+        "input_lengths": torch.stack([it["input_lengths"] for it in items]) if input_lengths is None else input_lengths,
+        "targets": torch.stack([it["targets"] for it in items]),
+        "target_lengths": torch.stack([it["target_lengths"] for it in items]),
+        "texts": [it["texts"] for it in items],
+    }
 
 
 def collate_batch(batch: Any) -> Any:

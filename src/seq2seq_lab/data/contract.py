@@ -31,6 +31,7 @@ class DataContract:
         input_length, input_dim: ``T`` and ``F`` of sequence inputs; None for images.
         channels, height, width: image channels, height and maximum width; None for sequences.
         tokenizer: the tokenizer of token targets; None for classify.
+        fixed_width: lines: every batch is padded to ``width`` (else to its widest line).
     """
 
     task: str
@@ -42,6 +43,7 @@ class DataContract:
     height: int | None = None
     width: int | None = None
     tokenizer: Tokenizer | None = None
+    fixed_width: bool = False
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -53,6 +55,6 @@ class DataContract:
 
     def values(self) -> dict[str, Any]:
         """The values a model or system config may leave as ``???``, by key (None ones left out)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "task"}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("task", "fixed_width")}
         out["num_classes"] = self.num_classes
         return {k: v for k, v in out.items() if v is not None}

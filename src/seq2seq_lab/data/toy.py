@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from seq2seq_lab.data.batching import ResumableDataModule, make_loader
+from seq2seq_lab.data.batching import ResumableDataModule, collate_tokens, make_loader
 from seq2seq_lab.data.contract import DataContract
 from seq2seq_lab.data.tokenizer import Tokenizer
 
@@ -98,19 +98,7 @@ class ToyDataset(Dataset):
         }
 
 
-def collate_toy(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack dataset items into a batch.
-
-    Returns ``inputs (B, T, F)`` float32, ``input_lengths (B,)`` long,
-    ``targets (B, L)`` long, ``target_lengths (B,)`` long, ``texts`` list of B str.
-    """
-    return {
-        "inputs": torch.stack([it["inputs"] for it in items]),
-        "input_lengths": torch.stack([it["input_lengths"] for it in items]),
-        "targets": torch.stack([it["targets"] for it in items]),
-        "target_lengths": torch.stack([it["target_lengths"] for it in items]),
-        "texts": [it["texts"] for it in items],
-    }
+collate_toy = collate_tokens  # inputs (B, T, F), input_lengths (B,), targets (B, L), target_lengths (B,), texts
 
 
 def _check_min(name: str, value: int, low: int) -> None:

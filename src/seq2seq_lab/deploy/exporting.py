@@ -52,7 +52,7 @@ def _quiet(*names: str | None):
             logger.setLevel(level)
 
 
-def graph_metadata(kind: str, contract: DataContract, fixed_width: bool = False) -> dict:
+def graph_metadata(kind: str, contract: DataContract, fixed_width: bool) -> dict:
     """What reading needs besides the graph: kind, charset and special ids, line geometry."""
     meta: dict = {"format": 1, "kind": kind}
     if kind == "classifier":
@@ -82,7 +82,7 @@ def _dynamic_shapes(kind: str, contract: DataContract):
     return {0: batch, 3: width}, {0: batch}
 
 
-def export_onnx(system: torch.nn.Module, contract: DataContract, path: str | Path, fixed_width: bool = False) -> dict:
+def export_onnx(system: torch.nn.Module, contract: DataContract, path: str | Path) -> dict:
     """Write ``system`` to ``path`` as ONNX with its metadata; returns the metadata."""
     import onnx
 
@@ -99,7 +99,9 @@ def export_onnx(system: torch.nn.Module, contract: DataContract, path: str | Pat
     model = onnx.load(str(path))
     if kind != "classifier":  # a width the exporter had to fix (position attention): pad every batch to it
         dims = model.graph.input[0].type.tensor_type.shape.dim
-        fixed_width = fixed_width or dims[3].HasField("dim_value")
+        fixed_width = contract.fixed_width or dims[3].HasField("dim_value")
+    else:
+        fixed_width = False
     meta = graph_metadata(kind, contract, fixed_width)
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(meta, ensure_ascii=False)
@@ -118,12 +120,11 @@ def quantize_int8(source: str | Path, target: str | Path) -> None:
                          op_types_to_quantize=["MatMul", "Gemm", "LSTM", "GRU", "Gather"])
 
 
-def export_torchscript(system: torch.nn.Module, contract: DataContract, path: str | Path,
-                       fixed_width: bool = False) -> dict:
+def export_torchscript(system: torch.nn.Module, contract: DataContract, path: str | Path) -> dict:
     """Write ``system`` to ``path`` as a traced TorchScript module; the metadata goes into its
     extra files (``seq2seq_lab.json``). Returns the metadata."""
     kind, graph = inference_graph(system)
-    meta = graph_metadata(kind, contract, fixed_width or getattr(graph, "fixed_width", False))
+    meta = graph_metadata(kind, contract, contract.fixed_width)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(graph, example_inputs(kind, contract), check_trace=False)

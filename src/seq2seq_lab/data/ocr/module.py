@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from seq2seq_lab.data.batching import ResumableDataModule, make_loader
+from seq2seq_lab.data.batching import ResumableDataModule, collate_tokens, make_loader
 from seq2seq_lab.data.contract import DataContract
 from seq2seq_lab.data.charset import DUPLICATE_POLICIES, read_charset
 from seq2seq_lab.data.ocr.lmdb_io import LMDBSource, is_lmdb_dir
@@ -154,14 +154,7 @@ def collate_ocr(items: list[dict[str, Any]], max_width: int | None = None, fixed
     :func:`~seq2seq_lab.data.ocr.widths.batch_width`). Module-level, so it pickles
     for workers (bind the options with ``functools.partial``).
     """
-    inputs, lengths = pad_batch([it["inputs"] for it in items], max_width, fixed_width)
-    return {
-        "inputs": inputs,
-        "input_lengths": lengths,
-        "targets": torch.stack([it["targets"] for it in items]),
-        "target_lengths": torch.stack([it["target_lengths"] for it in items]),
-        "texts": [it["texts"] for it in items],
-    }
+    return collate_tokens(items, *pad_batch([it["inputs"] for it in items], max_width, fixed_width))
 
 
 def _check_choice(name: str, value: Any, allowed: tuple) -> None:
@@ -296,7 +289,7 @@ class OCRDataModule(ResumableDataModule):
         self.output_dim = self.tokenizer.vocab_size
         self.output_length = max_length + 1
         self.contract = DataContract("lines", self.output_dim, self.output_length, channels=channels,
-                                     height=height, width=width, tokenizer=self.tokenizer)
+                                     height=height, width=width, tokenizer=self.tokenizer, fixed_width=fixed_width)
         self.datasets: dict[str, OCRDataset] = {}
         self._index_skipped: dict[str, dict[str, int]] = {}  # split -> problem -> count
 

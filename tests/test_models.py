@@ -59,18 +59,19 @@ def test_no_attention_gives_empty_context():
 def test_unknown_attention_and_cell_are_clear_errors():
     with pytest.raises(ValueError, match="unknown attention 'bahdanau'.*mlp"):
         AttentionSeq2Seq(T, F, 8, L, V, attention="bahdanau")
-    with pytest.raises(ValueError, match="unknown cell 'lstmx'.*gru"):
+    with pytest.raises(ValueError, match="cell='lstmx': must be one of rnn, lstm, gru"):
         SimpleSeq2Seq(T, F, 8, L, V, cell="lstmx")
 
 
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        ({"depth": 0}, "depth values must be integers >= 1"),
-        ({"depth": [1, 2, 3]}, r"depth must be an int or \[encoder, decoder\]"),
-        ({"hidden_dim": 0}, "hidden_dim must be >= 1"),
-        ({"output_length": 0}, "output_length must be >= 1"),
-        ({"teacher_force": 1.5}, r"teacher_force must be in \[0, 1\]"),
+        ({"depth": 0}, r"depth=0: must be an integer >= 1, or \[encoder, decoder\]"),
+        ({"depth": [1, 2, 3]}, r"depth=\[1, 2, 3\]: must be an integer >= 1, or \[encoder, decoder\]"),
+        ({"hidden_dim": 0}, "hidden_dim=0: must be an integer >= 1"),
+        ({"output_length": 0}, "output_length=0: must be an integer >= 1"),
+        ({"teacher_force": 1.5}, r"teacher_force=1.5: must be a number in \[0, 1\]"),
+        ({"hidden_dim": 0, "dropout": 1.0}, r"hidden_dim=0: must be an integer >= 1; dropout=1.0: must be a number"),
     ],
 )
 def test_builder_rejects_bad_arguments(kwargs, message):

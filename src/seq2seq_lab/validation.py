@@ -18,9 +18,9 @@ from seq2seq_lab.data.ocr.module import BAD_SAMPLE_POLICIES, UNKNOWN_CHAR_POLICI
 from seq2seq_lab.data.ocr.sources import LABEL_FORMATS
 from seq2seq_lab.data.toy import TASKS
 from seq2seq_lab.errors import ConfigError
+from seq2seq_lab.models.arguments import RULES as MODEL_RULES
+from seq2seq_lab.models.arguments import positive_int, rate, unit_interval
 from seq2seq_lab.models.attention import ATTENTIONS
-from seq2seq_lab.models.cells import CELLS
-from seq2seq_lab.models.crnn import BATCH_NORM
 from seq2seq_lab.systems.teacher_forcing import DRAWS, KINDS, as_schedule
 
 _MISSING = object()
@@ -39,38 +39,16 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def positive_int(v: Any) -> bool:
-    return _is_int(v) and v >= 1
-
-
 def optional_positive_int(v: Any) -> bool:
     return v is None or positive_int(v)
-
-
-def unit_interval(v: Any) -> bool:
-    return isinstance(v, (int, float)) and 0.0 <= float(v) <= 1.0
 
 
 def optional_unit_interval(v: Any) -> bool:
     return v is None or unit_interval(v)
 
 
-def dropout_rate(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= float(v) < 1.0
-
-
 def positive_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
-
-
-def depth(v: Any) -> bool:
-    if isinstance(v, (list, ListConfig)):
-        return len(v) == 2 and all(positive_int(d) for d in v)
-    return positive_int(v)
-
-
-def cell(v: Any) -> bool:
-    return v in CELLS
 
 
 def attention(v: Any) -> bool:
@@ -94,18 +72,8 @@ def teacher_forcing(v: Any) -> bool:
 
 
 RULES: list[tuple[str, Callable[[Any], bool], str]] = [
-    ("model.cell", cell, f"one of {', '.join(CELLS)}"),
+    *((f"model.{name}", ok, allowed) for name, (ok, allowed) in MODEL_RULES.items()),  # the builders' own rules
     ("model.attention", attention, f"one of {', '.join(ATTENTIONS)} (model/attention=NAME)"),
-    ("model.depth", depth, "an integer >= 1, or [encoder, decoder] integers >= 1"),
-    ("model.hidden_dim", positive_int, "an integer >= 1"),
-    ("model.input_dim", positive_int, "an integer >= 1"),
-    ("model.input_length", optional_positive_int, "null or an integer >= 1"),
-    ("model.output_dim", positive_int, "an integer >= 1"),
-    ("model.output_length", positive_int, "an integer >= 1"),
-    ("model.embed_dim", optional_positive_int, "null or an integer >= 1"),
-    ("model.teacher_force", unit_interval, "a number in [0, 1]"),
-    ("model.dropout", dropout_rate, "a number in [0, 1)"),
-    ("model.batch_norm", lambda v: v in BATCH_NORM, f"one of {', '.join(BATCH_NORM)}"),
     ("data.batch_size", positive_int, "an integer >= 1"),
     ("data.eval_batch_size", optional_positive_int, "null or an integer >= 1"),
     ("data.num_workers", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
@@ -122,7 +90,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
      "0 <= floor <= ceiling <= 1; linear: steps >= 1; exponential: 0 < k < 1; inverse_sigmoid: k >= 1)"),
     ("system.teacher_forcing_draw", lambda v: v in DRAWS, f"one of {', '.join(DRAWS)}"),
     ("system.beam_width", positive_int, "an integer >= 1"),
-    ("system.ctc_weight", dropout_rate, "a number in [0, 1)"),
+    ("system.ctc_weight", rate, "a number in [0, 1)"),
     ("system.optimizer.lr", positive_number, "a number > 0"),
     ("trainer.max_epochs", lambda v: v == -1 or positive_int(v), "an integer >= 1 (or -1)"),
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from seq2seq_lab.models.arguments import check_arguments
 from seq2seq_lab.models.attention import Attention
 from seq2seq_lab.models.decoder import RecurrentDecoder
 from seq2seq_lab.models.encoders import SequenceEncoder
@@ -23,21 +24,8 @@ from seq2seq_lab.models.seq2seq import Seq2Seq
 
 def split_depth(depth: int | Sequence[int]) -> tuple[int, int]:
     """``depth`` as ``(encoder, decoder)`` layers: an int serves both."""
-    if isinstance(depth, int):
-        pair = (depth, depth)
-    else:
-        pair = tuple(depth)
-        if len(pair) != 2:
-            raise ValueError(f"depth must be an int or [encoder, decoder], got {list(pair)}")
-    if any(not isinstance(d, int) or d < 1 for d in pair):
-        raise ValueError(f"depth values must be integers >= 1, got {depth}")
-    return pair  # type: ignore[return-value]
-
-
-def _check_sizes(**sizes: int) -> None:
-    for name, value in sizes.items():
-        if value is not None and value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
+    check_arguments(depth=depth)
+    return (depth, depth) if isinstance(depth, int) else tuple(depth)  # type: ignore[return-value]
 
 
 def _build(
@@ -55,12 +43,9 @@ def _build(
     attention: str | Callable[..., Attention],
     embed_dim: int | None,
 ) -> Seq2Seq:
-    _check_sizes(input_length=input_length, input_dim=input_dim, hidden_dim=hidden_dim,
-                 output_length=output_length, output_dim=output_dim, embed_dim=embed_dim)
-    if not 0.0 <= float(teacher_force) <= 1.0:
-        raise ValueError(f"teacher_force must be in [0, 1], got {teacher_force}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    check_arguments(input_length=input_length, input_dim=input_dim, hidden_dim=hidden_dim, output_length=output_length,
+                    output_dim=output_dim, embed_dim=embed_dim, teacher_force=teacher_force, dropout=dropout,
+                    cell=cell, depth=depth)
     enc_depth, dec_depth = split_depth(depth)
     encoder = SequenceEncoder(input_dim, hidden_dim, cell, enc_depth, dropout, bidirectional)
     if embed_dim is None:

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Callable
 
 from seq2seq_lab.models.attention import Attention, PositionAttention
-from seq2seq_lab.models.builders import _check_sizes
+from seq2seq_lab.models.arguments import check_arguments
 from seq2seq_lab.models.crnn import CRNNEncoder
 from seq2seq_lab.models.ctc import CTCModel
 from seq2seq_lab.models.decoder import RecurrentDecoder
@@ -46,9 +46,8 @@ def _with_slots(
 
 def _encoder(channels, height, width, width_mult, rnn_hidden, rnn_layers, encoder_cell, dropout,
              channels_last, batch_norm) -> CRNNEncoder:
-    _check_sizes(channels=channels, height=height, width=width, rnn_hidden=rnn_hidden, rnn_layers=rnn_layers)
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    check_arguments(channels=channels, height=height, width=width, rnn_hidden=rnn_hidden, rnn_layers=rnn_layers,
+                    dropout=dropout, encoder_cell=encoder_cell, batch_norm=batch_norm)
     return CRNNEncoder(channels, height, width_mult, rnn_hidden, rnn_layers, encoder_cell, dropout, channels_last,
                        batch_norm)
 
@@ -96,10 +95,8 @@ def CRNNAttention(
         ctc_head: add a :class:`CTCHead` on the encoder memory (``(K + 1) V`` parameters) for
             the OCR system's auxiliary CTC loss (``system.ctc_weight``).
     """
-    _check_sizes(output_length=output_length, output_dim=output_dim, hidden_dim=hidden_dim,
-                 embed_dim=embed_dim, depth=depth)
-    if not 0.0 <= float(teacher_force) <= 1.0:
-        raise ValueError(f"teacher_force must be in [0, 1], got {teacher_force}")
+    check_arguments(output_length=output_length, output_dim=output_dim, hidden_dim=hidden_dim, embed_dim=embed_dim,
+                    depth=depth, teacher_force=teacher_force, cell=cell)
     encoder = _encoder(channels, height, width, width_mult, rnn_hidden, rnn_layers, encoder_cell, dropout,
                        channels_last, batch_norm)
     columns = encoder.columns(width)
@@ -136,7 +133,7 @@ def CRNNCTC(
     ``output_dim`` is the tokenizer's vocabulary; the blank is id 0 (SOS), see
     :class:`~seq2seq_lab.systems.ctc.CTCSystem`. Other arguments as :func:`CRNNAttention`.
     """
-    _check_sizes(output_dim=output_dim)
+    check_arguments(output_dim=output_dim)
     encoder = _encoder(channels, height, width, width_mult, rnn_hidden, rnn_layers, encoder_cell, dropout,
                        channels_last, batch_norm)
     model = CTCModel(encoder, output_dim, dropout)

@@ -49,8 +49,12 @@ def _torchscript_runner(path: Path):
 
 
 def _verify(system, meta: dict, run, datamodule, batches: int, label: str, required: bool) -> dict:
-    loader = datamodule.val_dataloader()
-    seen, differing, examples = compare(system, meta, run, itertools.islice(loader, batches))
+    try:
+        batches_read = list(itertools.islice(datamodule.val_dataloader(), batches))
+    except LabError as err:
+        raise ConfigError(f"verify reads {batches} validation batches: {err} "
+                          "(+data.val=<a list file of lines> to verify on others, or verify=false)") from None
+    seen, differing, examples = compare(system, meta, run, batches_read)
     if not seen:
         raise ConfigError("verify reads the validation split, and it has no data: set data.val, or verify=false")
     log.info("%s: %d of %d validation lines decode as in PyTorch", label, seen - differing, seen)

@@ -40,11 +40,11 @@ OUTPUT_NAMES = {"attention": ["tokens", "log_probs"], "ctc": ["labels", "log_pro
 
 @contextlib.contextmanager
 def _quiet(*names: str | None):
-    """Loggers ``names`` (None: the root) at WARNING for the duration."""
+    """Loggers ``names`` (None: the root) at ERROR for the duration."""
     loggers = [logging.getLogger(name) for name in names]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
-        logger.setLevel(logging.WARNING)
+        logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
@@ -91,7 +91,7 @@ def export_onnx(system: torch.nn.Module, contract: DataContract, path: str | Pat
     names = ["inputs"] if kind == "classifier" else ["inputs", "widths"]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet("torch", "onnx_ir", "onnxscript"):
+    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet("torch", "torch.onnx._internal.exporter._registration", "onnx_ir", "onnxscript"):
         warnings.simplefilter("ignore")
         torch.onnx.export(graph, args, str(path), dynamo=True, opset_version=18, input_names=names,
                           output_names=OUTPUT_NAMES[kind], dynamic_shapes=_dynamic_shapes(kind, contract),

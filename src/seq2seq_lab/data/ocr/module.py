@@ -344,7 +344,9 @@ class OCRDataModule(ResumableDataModule):
             self.datasets["train"] = OnTheFlyLines(make_drawer(spec), spec.num_train, self.tokenizer,
                                                    self.max_length, transform)
             log.info("train: %d lines drawn on the fly every epoch (%s style)", spec.num_train, spec.style or "simple")
-        if want_fit and "train" not in self.datasets and self.specs["train"] is not None:
+        # validating alone reads train only when the validation lines come out of it (val_fraction)
+        want_train = stage in (None, "fit") or (stage == "validate" and self.specs["val"] is None)
+        if want_train and "train" not in self.datasets and self.specs["train"] is not None:
             samples = self._index("train", self.specs["train"])
             if self.specs["val"] is None and self.val_fraction > 0:
                 n_val = max(1, round(len(samples) * self.val_fraction))

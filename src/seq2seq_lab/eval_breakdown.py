@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from seq2seq_lab.data.ocr.module import open_sources
+from seq2seq_lab.data.ocr.module import OCRDataModule, open_sources
 from seq2seq_lab.data.ocr.sources import ListFileSource, Sample
 from seq2seq_lab.data.synth.corpus import FONT_LIST
 from seq2seq_lab.errors import LabError
@@ -115,7 +115,7 @@ def breakdown_metrics(system: torch.nn.Module, datamodule, trainer) -> dict[str,
     bad = getattr(dataset, "bad", torch.zeros(len(dataset), dtype=torch.bool))
     keep = [k for k, i in enumerate(indices) if not bad[i]]
     samples = dataset.samples
-    fonts = sample_fonts(samples, getattr(datamodule, "specs", {}).get("test"))
+    fonts = sample_fonts(samples, datamodule.specs.get("test")) if isinstance(datamodule, OCRDataModule) else None
     result: Breakdown = ocr_breakdown(
         [(samples[indices[k]].label, hypotheses[k]) for k in keep],
         None if fonts is None else [fonts[indices[k]] for k in keep],

@@ -40,6 +40,8 @@ from lightning.fabric.plugins.precision import HalfPrecision, MixedPrecision, Pr
 
 from seq2seq_lab.errors import ConfigError
 from seq2seq_lab.models.crnn import CRNNEncoder
+from seq2seq_lab.models.ctc import CTCModel
+from seq2seq_lab.models.seq2seq import Seq2Seq
 from seq2seq_lab.models.quantize import quantize_conv_stack
 
 __all__ = ["PRECISIONS", "QUANTIZATIONS", "calibration_images", "cpu_has_bf16", "precision_plugin",
@@ -119,7 +121,8 @@ def quantize_system(system: L.LightningModule, quantize: str | None, calibration
     the image batches ``(B, C, H, W)`` of ``calibration``; nothing for ``quantize=None``."""
     if check_quantize(quantize, key) is None:
         return
-    encoder = getattr(getattr(system, "net", None), "encoder", None)
+    net = system.net
+    encoder = net.encoder if isinstance(net, (Seq2Seq, CTCModel)) else None
     if not isinstance(encoder, CRNNEncoder):
         raise ConfigError(f"{key}={quantize}: int8 quantization covers the conv stack of CRNN models "
                           f"(CRNNAttention, CRNNCTC); this {type(system).__name__} has none")

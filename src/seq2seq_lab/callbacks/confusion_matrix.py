@@ -24,8 +24,9 @@ class ConfusionMatrixImage(EveryNEpochs):
         self._active = False
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        num_classes = getattr(pl_module, "num_classes", None)
-        self._active = bool(num_classes) and self.due(trainer)
+        classifies = "classify" in pl_module.capabilities  # a system that decodes sequences has no classes
+        num_classes = pl_module.num_classes if classifies else None
+        self._active = classifies and self.due(trainer)
         if self._active:
             if self.matrix is None or self.matrix.num_classes != num_classes:
                 self.matrix = MulticlassConfusionMatrix(num_classes)

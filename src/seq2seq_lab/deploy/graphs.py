@@ -126,12 +126,12 @@ def inference_graph(system: nn.Module) -> tuple[str, nn.Module]:
     Raises:
         TypeError: the system's network is none of the exportable ones (named in the message).
     """
-    net = getattr(system, "net", None)
+    net = system.net
     if isinstance(net, Seq2Seq) and isinstance(net.encoder, CRNNEncoder):
         return "attention", AttentionGreedyGraph(net).eval()
     if isinstance(net, CTCModel) and isinstance(net.encoder, CRNNEncoder):
         return "ctc", CTCGreedyGraph(net).eval()
-    if "classify" in getattr(system, "capabilities", ()) and isinstance(net, SequenceClassifier):
+    if "classify" in system.capabilities and isinstance(net, SequenceClassifier):
         return "classifier", ClassifierGraph(net).eval()
     raise TypeError(f"a {type(system).__name__} over {type(net).__name__} cannot be exported; export covers the "
                     "attention and CTC OCR models (CRNN encoder) and the MNIST sequence classifiers")

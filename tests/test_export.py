@@ -57,17 +57,31 @@ def checkpoints(corpus, tmp_path_factory):
     }
 
 
-@pytest.mark.parametrize("kind", ["attention", "ctc"])
-def test_exported_onnx_reads_the_test_split_as_pytorch_does(kind, corpus, checkpoints, tmp_path):
-    from seq2seq_lab.eval import evaluate
+@pytest.fixture(scope="module")
+def exports(checkpoints, tmp_path_factory):
+    """``exports(kind)``: the summary of exporting that checkpoint to ONNX with an int8 copy (once per kind)."""
     from seq2seq_lab.export import export
 
+    done = {}
+
+    def get(kind: str) -> dict:
+        if kind not in done:
+            run = tmp_path_factory.mktemp(f"export_{kind}")
+            done[kind] = export(compose_config("export", [f"ckpt_path={checkpoints[kind]}", "int8=true"], run))
+            assert json.loads((run / "export.json").read_text())["path"] == done[kind]["path"]
+        return done[kind]
+
+    return get
+
+
+@pytest.mark.parametrize("kind", ["attention", "ctc"])
+def test_exported_onnx_reads_the_test_split_as_pytorch_does(kind, corpus, checkpoints, exports, tmp_path):
+    from seq2seq_lab.eval import evaluate
+
     ckpt = checkpoints[kind]
-    summary = export(compose_config("export", [f"ckpt_path={ckpt}", "int8=true"], tmp_path / "export"))
+    summary = exports(kind)
     assert summary["kind"] == kind and summary["verify"]["differing"] == 0 and summary["verify"]["lines"] == 12
     assert summary["int8"]["verify"]["lines"] == 12 and Path(summary["int8"]["path"]).is_file()
-    meta = json.loads((tmp_path / "export" / "export.json").read_text())
-    assert meta["path"] == summary["path"]
 
     exported = evaluate(compose_config("eval", [f"ckpt_path={ckpt}", "backend=onnxruntime", f"model_path={summary['path']}",
                                                 "+data.num_workers=0"], tmp_path / "ort"))
@@ -104,12 +118,9 @@ def test_an_export_that_reads_differently_is_refused_and_removed(checkpoints, tm
 
 
 @pytest.fixture(scope="module")
-def exported(checkpoints, tmp_path_factory):
-    """The attention model exported to ONNX (verified)."""
-    from seq2seq_lab.export import export
-
-    run = tmp_path_factory.mktemp("exported")
-    return Path(export(compose_config("export", [f"ckpt_path={checkpoints['attention']}"], run))["path"])
+def exported(exports):
+    """The attention model's ONNX file (verified)."""
+    return Path(exports("attention")["path"])
 
 
 def _test_images(corpus: Path) -> list[Path]:

@@ -6,7 +6,7 @@ import torch
 from helpers import compose_config
 from seq2seq_lab.assemble import build_datamodule, build_system
 from seq2seq_lab.bench import synthetic_batches
-torch.set_num_threads(2)
+torch.set_num_threads(int(__import__("os").environ.get("THREADS", "2")))
 cfg = compose_config("train", ["experiment=ocr_zh_cpu"], Path("outputs/tools/val_step_speed"))
 dm = build_datamodule(cfg); system = build_system(cfg, dm).eval()
 batches = synthetic_batches(dm, 64, 12, 0)
@@ -29,5 +29,5 @@ with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16):
             fn(b)
         res.setdefault(name, []).append((time.perf_counter() - t) / (len(batches) - 1))
 for k, v in res.items():
-    print(k, f"{min(v)*1000:.1f} ms/batch of 64 (bf16 autocast, 2 threads)")
+    print(k, f"{min(v)*1000:.1f} ms/batch of 64 (bf16 autocast, {torch.get_num_threads()} threads)")
 print("speed-up of encoding once:", f"{min(res['before'])/min(res['now']):.2f}x")

@@ -24,8 +24,14 @@ def greedy(
         including the first EOS) and attention ``(B, L', T)``; ``L' <= max_length``.
     """
     logits, weights = decoder(memory, mask, summary, max_length=max_length, eos_id=eos_id)
-    log_probs, tokens = logits.float().log_softmax(-1).max(-1)  # (B, L'); float: bf16 models too
-    return tokens, (log_probs * until_eos(tokens, eos_id)).sum(1), weights
+    return (*greedy_choice(logits, eos_id), weights)
+
+
+def greedy_choice(logits: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The greedy reading of free-running ``logits (B, L, V)``: tokens ``(B, L)`` and scores ``(B,)``
+    (log-probabilities summed up to and including each row's first EOS)."""
+    log_probs, tokens = logits.float().log_softmax(-1).max(-1)  # (B, L); float: bf16 models too
+    return tokens, (log_probs * until_eos(tokens, eos_id)).sum(1)
 
 
 def until_eos(tokens: torch.Tensor, eos_id: int) -> torch.Tensor:

@@ -50,7 +50,8 @@ class OCRSystem(Seq2SeqSystem):
             return ce, outputs
         memory, mask, _ = outputs["encoded"]
         targets = batch["targets"]  # (B, L): chars, EOS, PAD
-        ctc = ctc_loss(self.net.ctc_head(memory), mask.sum(1), targets, batch["target_lengths"] - 1, Tokenizer.SOS)
+        outputs["ctc"] = self.net.ctc_head(memory)  # (B, T, V); the attention-CTC agreement reads it again
+        ctc = ctc_loss(outputs["ctc"], mask.sum(1), targets, batch["target_lengths"] - 1, Tokenizer.SOS)
         self.loss_parts = {"ce_loss": ce.detach(), "ctc_loss": ctc.detach()}
         return (1 - self.ctc_weight) * ce + self.ctc_weight * ctc, outputs
 
@@ -74,7 +75,7 @@ class OCRSystem(Seq2SeqSystem):
         self.update_attention_stats(batch, outputs, attention, stage)
         if attention is not None and self.net.ctc_head is not None and self.attention_stats is not None:
             chars = until_eos(tokens, self.tokenizer.EOS) & (tokens != self.tokenizer.EOS)  # (B, S)
-            ctc_logits = self.net.ctc_head(outputs["encoded"][0])  # (B, T, V)
+            ctc_logits = outputs["ctc"] if "ctc" in outputs else self.net.ctc_head(outputs["encoded"][0])  # (B, T, V)
             self.attention_stats.update(stage, {"attn_ctc_agreement": ctc_agreement(attention, tokens, chars, ctc_logits)})
 
     def stage_metrics(self, stage: str) -> dict:

@@ -9,7 +9,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassExactMatch
 
 from seq2seq_lab.data.tokenizer import Tokenizer
-from seq2seq_lab.models.search import until_eos
+from seq2seq_lab.models.search import greedy_choice, until_eos
 from seq2seq_lab.models.seq2seq import Seq2Seq
 from seq2seq_lab.errors import ConfigError
 from seq2seq_lab.systems.attention_stats import AttentionStats, attention_stats
@@ -124,9 +124,20 @@ class Seq2SeqSystem(BaseSystem):
         logits, _ = self.net.decode(*encoded, targets, self.teacher_forcing_ratio, draw=self.teacher_forcing_draw)
         return self.token_loss(logits, targets), {"logits": logits, "encoded": encoded}
 
+    def free_running(self, batch: dict, outputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``(B, L, V)`` and attention ``(B, L, T)`` of the loss's encoding decoded on the model's own
+        outputs for the target's ``L`` steps (greedy, without stopping at EOS); computed once per batch."""
+        if "free" not in outputs:
+            outputs["free"] = self.net.decode(*outputs["encoded"], batch["targets"], 0.0)
+        return outputs["free"]
+
     def decode_batch(self, batch: dict, outputs: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Tokens ``(B, L')``, scores and attention of the batch, searched from the loss's encoding."""
-        return self.net.search(*outputs["encoded"], self.tokenizer.EOS, batch["targets"].size(1), self.beam_width)
+        """Tokens ``(B, L')``, scores and attention of the batch, searched from the loss's encoding: greedy
+        is read off :meth:`free_running` (the same decode the exposure gap uses), beam search runs apart."""
+        if self.beam_width > 1:
+            return self.net.search(*outputs["encoded"], self.tokenizer.EOS, batch["targets"].size(1), self.beam_width)
+        logits, attention = self.free_running(batch, outputs)
+        return (*greedy_choice(logits, self.tokenizer.EOS), attention)
 
     def update_metrics(self, batch: dict, outputs: dict, stage: str) -> None:
         targets = batch["targets"]
@@ -148,7 +159,7 @@ class Seq2SeqSystem(BaseSystem):
         """Teacher-forced against free-running decoding of the loss's encoding (the exposure-bias gap)."""
         targets = batch["targets"]  # (B, L)
         valid = targets != self.tokenizer.PAD  # (B, L)
-        free, _ = self.net.decode(*outputs["encoded"], targets, 0.0)  # (B, L, V): own outputs fed back
+        free, _ = self.free_running(batch, outputs)  # (B, L, V): own outputs fed back
         tokens = valid.sum()
         metrics = self.exposure[stage]
         metrics["loss_free"].update(self.token_loss(free, targets))

@@ -34,15 +34,17 @@ def _build(
     hidden_dim: int,
     output_length: int,
     output_dim: int,
-    depth: int | Sequence[int],
-    dropout: float,
+    *,
+    depth: int | Sequence[int] = 1,
+    dropout: float = 0.0,
     bidirectional: bool,
     peek: bool,
-    teacher_force: float | bool,
-    cell: str,
+    teacher_force: float | bool = False,
+    cell: str = "lstm",
     attention: str | Callable[..., Attention],
-    embed_dim: int | None,
+    embed_dim: int | None = None,
 ) -> Seq2Seq:
+    """The model of both builders; they differ only in the defaults of ``bidirectional``, ``peek`` and ``attention``."""
     check_arguments(input_length=input_length, input_dim=input_dim, hidden_dim=hidden_dim, output_length=output_length,
                     output_dim=output_dim, embed_dim=embed_dim, teacher_force=teacher_force, dropout=dropout,
                     cell=cell, depth=depth)
@@ -69,47 +71,28 @@ def _build(
     return Seq2Seq(encoder, decoder, output_length, float(teacher_force))
 
 
-def SimpleSeq2Seq(
-    input_length: int,
-    input_dim: int,
-    hidden_dim: int,
-    output_length: int,
-    output_dim: int,
-    depth: int | Sequence[int] = 1,
-    dropout: float = 0.0,
-    bidirectional: bool = False,
-    peek: bool = True,
-    teacher_force: float | bool = False,
-    cell: str = "lstm",
-    attention: str | Callable[..., Attention] = "none",
-    embed_dim: int | None = None,
-) -> Seq2Seq:
+def SimpleSeq2Seq(input_length: int, input_dim: int, hidden_dim: int, output_length: int, output_dim: int,
+                  **options) -> Seq2Seq:
     """Encoder summary -> decoder, no attention by default.
 
     ``peek`` (default on) feeds the encoder summary into every decoder step, as
     the Keras model's repeated context vector does. ``(B, input_length,
     input_dim) -> (B, output_length, output_dim)``.
+
+    Options (the Keras names) and their defaults: ``depth=1`` (an int, or ``[encoder, decoder]``),
+    ``dropout=0.0``, ``bidirectional=False``, ``peek=True``, ``teacher_force=False``, ``cell="lstm"``,
+    ``attention="none"``, ``embed_dim=None`` (see the module docstring).
     """
-    return _build(input_length, input_dim, hidden_dim, output_length, output_dim, depth, dropout,
-                  bidirectional, peek, teacher_force, cell, attention, embed_dim)
+    options = {"bidirectional": False, "peek": True, "attention": "none", **options}
+    return _build(input_length, input_dim, hidden_dim, output_length, output_dim, **options)
 
 
-def AttentionSeq2Seq(
-    input_length: int,
-    input_dim: int,
-    hidden_dim: int,
-    output_length: int,
-    output_dim: int,
-    depth: int | Sequence[int] = 1,
-    dropout: float = 0.0,
-    bidirectional: bool = True,
-    peek: bool = False,
-    teacher_force: float | bool = False,
-    cell: str = "lstm",
-    attention: str | Callable[..., Attention] = "mlp",
-    embed_dim: int | None = None,
-) -> Seq2Seq:
-    """Bidirectional encoder (``hidden_dim`` units per direction) with an
-    attention decoder (Bahdanau ``mlp`` by default)."""
-    return _build(input_length, input_dim, hidden_dim, output_length, output_dim, depth, dropout,
-                  bidirectional, peek, teacher_force, cell, attention, embed_dim)
+def AttentionSeq2Seq(input_length: int, input_dim: int, hidden_dim: int, output_length: int, output_dim: int,
+                     **options) -> Seq2Seq:
+    """Bidirectional encoder (``hidden_dim`` units per direction) with an attention decoder.
+
+    Options as :func:`SimpleSeq2Seq`'s, with other defaults: ``bidirectional=True``, ``peek=False``,
+    ``attention="mlp"`` (Bahdanau).
+    """
+    options = {"bidirectional": True, "peek": False, "attention": "mlp", **options}
+    return _build(input_length, input_dim, hidden_dim, output_length, output_dim, **options)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import torch
 
@@ -11,15 +9,22 @@ from helpers import compose_config
 from seq2seq_lab.checkpoints import load_checkpoint
 from seq2seq_lab.train import train
 
-pytestmark = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("cc") is None,
-                                reason="torch.compile on CPU needs a C++ compiler")
+
+
+@pytest.fixture(scope="module")
+def inductor():
+    """Skip where torch.compile cannot build CPU kernels (it needs a C++ compiler and Python's headers)."""
+    try:
+        torch.compile(lambda x: (x * 2).sin())(torch.ones(3))
+    except Exception as err:  # noqa: BLE001 - any toolchain failure means: not on this machine
+        pytest.skip(f"torch.compile cannot build CPU kernels here: {type(err).__name__}: {str(err)[:200]}")
 
 QUIET = ["callbacks.progress_bar=null", "callbacks.model_summary=null", "logger=csv"]
 TINY = ["experiment=mnist_attention", "trainer.max_epochs=1", "data.batch_size=50", "data.train_subset=200",
         "data.val_size=100", "model.hidden_dim=8", "trainer.deterministic=true", "threads=1", *QUIET]
 
 
-def test_a_compiled_run_trains_like_the_eager_one_and_its_checkpoint_loads_uncompiled(fake_data_dir, tmp_path,
+def test_a_compiled_run_trains_like_the_eager_one_and_its_checkpoint_loads_uncompiled(inductor, fake_data_dir, tmp_path,
                                                                                        monkeypatch):
     from seq2seq_lab.assemble import load_trained
     from seq2seq_lab.systems.base import BaseSystem

@@ -1,2 +1,4 @@
-"""Deploying trained models: export to ONNX/TorchScript (:mod:`.graphs`, :mod:`.onnx_export`) and the torch-free
-reader of exported models (:mod:`.runtime`, which imports only numpy, Pillow and onnxruntime)."""
+"""Deploying trained models: exportable graphs (:mod:`.graphs`), ONNX/TorchScript export and its
+verification (:mod:`.exporting`), opening an exported file for the entry points (:mod:`.loading`),
+and the torch-free reader of exported models (:mod:`.runtime`: numpy, Pillow and onnxruntime only).
+Importing this package imports nothing heavy."""

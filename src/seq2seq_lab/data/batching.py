@@ -189,6 +189,31 @@ class ResumableDataModule(L.LightningDataModule):
         if "batches_done" in state_dict:
             self.resume_at = (int(state_dict["epoch"]), int(state_dict["batches_done"]))
 
+    # -- the loaders: a subclass sets their options once and implements _loader
+    def loader_options(self, batch_size: int, eval_batch_size: int | None, num_workers: int, seed: int) -> None:
+        """What the loaders read: training ``batch_size``, ``eval_batch_size`` (None: ``batch_size``),
+        ``num_workers`` and the shuffling ``seed``."""
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size if eval_batch_size is not None else batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+
+    def _loader(self, split: str, stage: str, batch_size: int, shuffle: bool) -> DataLoader:
+        """The loader of ``split`` (``train``, ``val``, ``test``), set up for ``stage`` first if need be."""
+        raise NotImplementedError
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", "fit", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", "fit", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", "test", self.eval_batch_size, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
 
 class TensorBatchDataset(Dataset):
     """A dict of tensors that share their first dimension ``N``.

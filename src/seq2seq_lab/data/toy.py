@@ -155,10 +155,7 @@ class ToyDataModule(ResumableDataModule):
         self.min_length = min_length
         self.max_length = max_length
         self.num_train, self.num_val, self.num_test = num_train, num_val, num_test
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size if eval_batch_size is not None else batch_size
-        self.seed = seed
-        self.num_workers = num_workers
+        self.loader_options(batch_size, eval_batch_size, num_workers, seed)
         self.charset = charset
 
         self.tokenizer = Tokenizer(charset)
@@ -187,7 +184,7 @@ class ToyDataModule(ResumableDataModule):
                     split,
                 )
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, stage: str, batch_size: int, shuffle: bool) -> DataLoader:
         if split not in self.splits:
             self.setup()
         return make_loader(
@@ -195,14 +192,6 @@ class ToyDataModule(ResumableDataModule):
             resume_at=self.resume_at if shuffle else None
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.eval_batch_size, shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)
 
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)

@@ -59,46 +59,45 @@ def _check(preds: Sequence[str], target: Sequence[str]) -> None:
         raise ValueError(f"{len(preds)} predictions for {len(target)} targets")
 
 
-class LineAccuracy(Metric):
+class _MeanOverLines(Metric):
+    """The mean over lines of a per-line score of ``(pred, target)`` strings (:meth:`score`)."""
+
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.add_state("score_sum", torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
+
+    @staticmethod
+    def score(pred: str, target: str) -> float:
+        raise NotImplementedError
+
+    def update(self, preds: Sequence[str], target: Sequence[str]) -> None:
+        _check(preds, target)
+        self.score_sum += sum(self.score(p, t) for p, t in zip(preds, target))
+        self.total += len(target)
+
+    def compute(self) -> torch.Tensor:
+        return self.score_sum / self.total.clamp(min=1)
+
+
+class LineAccuracy(_MeanOverLines):
     """Fraction of predicted strings equal to their targets."""
 
-    higher_is_better = True
-    full_state_update = False
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.add_state("correct", torch.tensor(0.0), dist_reduce_fx="sum")
-        self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
-
-    def update(self, preds: Sequence[str], target: Sequence[str]) -> None:
-        _check(preds, target)
-        self.correct += sum(p == t for p, t in zip(preds, target))
-        self.total += len(target)
-
-    def compute(self) -> torch.Tensor:
-        return self.correct / self.total.clamp(min=1)
+    @staticmethod
+    def score(pred: str, target: str) -> float:
+        return float(pred == target)
 
 
-class NormalizedEditSimilarity(Metric):
+class NormalizedEditSimilarity(_MeanOverLines):
     """1 - NED: the mean over lines of ``1 - ED(pred, target) / max(len(pred), len(target))``."""
 
-    higher_is_better = True
-    full_state_update = False
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.add_state("similarity", torch.tensor(0.0), dist_reduce_fx="sum")
-        self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
-
-    def update(self, preds: Sequence[str], target: Sequence[str]) -> None:
-        _check(preds, target)
-        for p, t in zip(preds, target):
-            longest = max(len(p), len(t))
-            self.similarity += 1.0 - (edit_distance(p, t) / longest if longest else 0.0)
-        self.total += len(target)
-
-    def compute(self) -> torch.Tensor:
-        return self.similarity / self.total.clamp(min=1)
+    @staticmethod
+    def score(pred: str, target: str) -> float:
+        longest = max(len(pred), len(target))
+        return 1.0 - (edit_distance(pred, target) / longest if longest else 0.0)
 
 
 def text_metrics(stages: Sequence[str] = ("val", "test")) -> nn.ModuleDict:

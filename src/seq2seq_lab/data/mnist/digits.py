@@ -188,10 +188,7 @@ class MNISTDigitsDataModule(ResumableDataModule):
         self.height, self.width = height, width
         self.num_train, self.num_val, self.num_test = num_train, num_val, num_test
         self.val_size = val_size
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size if eval_batch_size is not None else batch_size
-        self.seed = seed
-        self.num_workers = num_workers
+        self.loader_options(batch_size, eval_batch_size, num_workers, seed)
         self.download = download
 
         self.tokenizer = Tokenizer(CHARSET)
@@ -260,14 +257,6 @@ class MNISTDigitsDataModule(ResumableDataModule):
         return make_loader(self.datasets[split], batch_size, shuffle, self.num_workers, seed=seed,
                            resume_at=self.resume_at if shuffle else None)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", "fit", self.batch_size, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", "fit", self.eval_batch_size, shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", "test", self.eval_batch_size, shuffle=False)
 
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()

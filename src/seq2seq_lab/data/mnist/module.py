@@ -275,13 +275,10 @@ class MNISTDataModule(ResumableDataModule):
             raise ValueError(f"need val_size >= 0 and train_subset >= 1, got {val_size}, {train_subset}")
         self.save_hyperparameters()
         self.data_dir = resolve_data_dir(data_dir)
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
+        self.loader_options(batch_size, eval_batch_size, num_workers, seed)
         self.view = view
         self.val_size = val_size
-        self.seed = seed
         self.train_subset = train_subset
-        self.num_workers = num_workers
         self.download = download
         self.normalize = normalize
         # (H, W) from the training images' IDX header, read now (a few bytes): the model is sized
@@ -341,21 +338,14 @@ class MNISTDataModule(ResumableDataModule):
             self._check_size(images)
             self.test_dataset = self._dataset(images, labels)
 
-    def _loader(self, name: str, stage: str, batch_size: int, shuffle: bool) -> DataLoader:
-        if getattr(self, name) is None:
+    def _loader(self, split: str, stage: str, batch_size: int, shuffle: bool) -> DataLoader:
+        dataset = f"{split}_dataset"
+        if getattr(self, dataset) is None:
             self.setup(stage)
         seed = self.seed if shuffle else None
-        return make_loader(getattr(self, name), batch_size, shuffle, self.num_workers, seed=seed,
+        return make_loader(getattr(self, dataset), batch_size, shuffle, self.num_workers, seed=seed,
                            resume_at=self.resume_at if shuffle else None)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train_dataset", "fit", self.batch_size, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val_dataset", "fit", self.eval_batch_size, shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test_dataset", "test", self.eval_batch_size, shuffle=False)
 
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()

@@ -274,14 +274,11 @@ class OCRDataModule(ResumableDataModule):
         self.image_dir = image_dir
         self.max_length = max_length
         self.height, self.width, self.channels = height, width, channels
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers = num_workers
+        self.loader_options(batch_size, eval_batch_size, num_workers, seed)
         self.augment = augment
         self.on_bad_sample = on_bad_sample
         self.on_unknown_char = on_unknown_char
         self.val_fraction = val_fraction
-        self.seed = seed
         self.pin_memory = pin_memory
         self.bucket_by_width, self.fixed_width = bucket_by_width, fixed_width
 
@@ -377,14 +374,9 @@ class OCRDataModule(ResumableDataModule):
             sampler=FreshLinesSampler(len(dataset), sum(self.synth_spec.counts().values()), self.seed) if fresh else None,
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", "fit", self.batch_size, shuffle=True)
-
     def val_dataloader(self) -> DataLoader | list:
         """The val loader, or ``[]`` (no validation) when neither ``val`` nor ``val_fraction`` is set."""
         if self.specs["val"] is None and not (self.val_fraction > 0 and self.specs["train"] is not None):
             return []
         return self._loader("val", "validate", self.eval_batch_size, shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", "test", self.eval_batch_size, shuffle=False)

@@ -39,7 +39,7 @@ class Tokenizer:
 
     SOS = 0
     EOS = 1
-    _FIRST_CHAR = 2
+    FIRST_CHAR = 2
 
     def __init__(self, charset: Sequence[str], use_unk: bool = False):
         chars = list(charset)
@@ -47,8 +47,8 @@ class Tokenizer:
         self.use_unk = use_unk
         self._ids: dict[str, int] = {}
         for i, c in enumerate(chars):
-            self._ids.setdefault(c, i + self._FIRST_CHAR)  # a repeated character encodes to its first line
-        self.PAD = self._FIRST_CHAR + len(chars)
+            self._ids.setdefault(c, i + self.FIRST_CHAR)  # a repeated character encodes to its first line
+        self.PAD = self.FIRST_CHAR + len(chars)
         self.UNK = self.PAD + 1
 
     @property
@@ -85,11 +85,11 @@ class Tokenizer:
         bad = [k for k in lines if not 1 <= k <= len(self.chars)]
         if bad:
             raise ValueError(f"charset line {bad[0]} is outside 1..{len(self.chars)}")
-        return [k - 1 + self._FIRST_CHAR for k in lines] + [self.EOS]
+        return [k - 1 + self.FIRST_CHAR for k in lines] + [self.EOS]
 
     def decode(self, ids: Iterable[int], unk: str = "\ufffd") -> str:
         """Text of ``ids`` up to the first ``EOS``; other specials are dropped, UNK shows as ``unk``."""
-        return decode_ids(ids, self.chars, self.EOS, self._FIRST_CHAR, self.UNK, unk)
+        return decode_ids(ids, self.chars, self.EOS, self.FIRST_CHAR, self.UNK, unk)
 
     def batch_encode(self, texts: Sequence[str], max_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Pad encoded texts into one tensor.

@@ -60,7 +60,7 @@ def graph_metadata(kind: str, contract: DataContract, fixed_width: bool) -> dict
         return meta
     tok = contract.tokenizer
     meta.update(charset=list(tok.chars), sos=tok.SOS, eos=tok.EOS, pad=tok.PAD, unk=tok.UNK,
-                first_char=tok.SOS + 2, blank=tok.SOS, channels=contract.channels, height=contract.height,
+                first_char=tok.FIRST_CHAR, blank=tok.SOS, channels=contract.channels, height=contract.height,
                 width=contract.width, fixed_width=bool(fixed_width))
     return meta
 
@@ -91,7 +91,8 @@ def export_onnx(system: torch.nn.Module, contract: DataContract, path: str | Pat
     names = ["inputs"] if kind == "classifier" else ["inputs", "widths"]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet("torch", "torch.onnx._internal.exporter._registration", "onnx_ir", "onnxscript"):
+    chatter = ("torch", "torch.onnx._internal.exporter._registration", "onnx_ir", "onnxscript")
+    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet(*chatter):
         warnings.simplefilter("ignore")
         torch.onnx.export(graph, args, str(path), dynamo=True, opset_version=18, input_names=names,
                           output_names=OUTPUT_NAMES[kind], dynamic_shapes=_dynamic_shapes(kind, contract),
@@ -135,8 +136,11 @@ def export_torchscript(system: torch.nn.Module, contract: DataContract, path: st
 
 
 def exported_texts(meta: dict, run: Callable[[Sequence[np.ndarray]], list[np.ndarray]], inputs: torch.Tensor,
-                   widths: torch.Tensor) -> list[str]:
-    """Texts an exported line model reads in a data module's batch: ``inputs (B, C, H, W)``, ``widths (B,)``."""
+                   widths: torch.Tensor | None) -> list[str]:
+    """Texts an exported line model reads in a data module's batch: ``inputs (B, C, H, W)``, ``widths (B,)``
+    (None: every line ``W`` wide)."""
+    if widths is None:
+        widths = torch.full((inputs.size(0),), inputs.size(3), dtype=torch.long)
     lines = inputs.float().numpy()
     if meta.get("fixed_width") and lines.shape[3] < meta["width"]:  # a graph of one width: pad to it
         lines = pad_lines(list(lines), meta["width"])
@@ -159,10 +163,7 @@ def exported_test_metrics(system: torch.nn.Module, meta: dict, run: Callable[[Se
         return {"test/acc": float(accuracy.compute())}
     metrics = text_metrics(("test",))["test"]
     for batch in batches:
-        inputs, widths = batch["inputs"], batch.get("input_lengths")
-        if widths is None:
-            widths = torch.full((inputs.size(0),), inputs.size(3), dtype=torch.long)
-        texts = exported_texts(meta, run, inputs, widths)
+        texts = exported_texts(meta, run, batch["inputs"], batch.get("input_lengths"))
         refs = decode_references(system.tokenizer, batch["targets"])
         for metric in metrics.values():
             metric.update(texts, refs)
@@ -182,8 +183,6 @@ def compare(system: torch.nn.Module, meta: dict, run: Callable[[Sequence[np.ndar
                 expected = system(inputs)[0].argmax(-1).tolist()
                 got = run([inputs.numpy()])[0].argmax(-1).tolist()
             else:
-                if widths is None:
-                    widths = torch.full((inputs.size(0),), inputs.size(3), dtype=torch.long)
                 expected, _ = system.transcribe(inputs, widths)
                 got = exported_texts(meta, run, inputs, widths)
         for a, b in zip(expected, got):

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from seq2seq_lab.data.synth.corpus import CorpusSpec, generate_corpus
+from seq2seq_lab.data.synth.drawer import LineDrawer
 from seq2seq_lab.data.synth.faces import FontFace, coverage, faces_for, resolve_faces
 from seq2seq_lab.data.synth.fonts import NoFontError
 from seq2seq_lab.data.synth.look import LookConfig, render_real_line
@@ -135,10 +136,26 @@ def test_corpus_holds_out_its_heldout_fonts_and_is_deterministic(cjk_faces, tmp_
     assert Image.open(tmp_path / "a" / first).height == 32
 
 
+def test_lines_are_shared_alike_among_font_groups_then_families(cjk_faces):
+    if len(cjk_faces) < 4:
+        pytest.skip("needs four CJK font faces")
+    a, b, c, d = cjk_faces[:4]
+    sampler = TextSampler(CJK, 4, 6)
+    # group 0 holds one face; group 1 two families, the second of them in two faces (weights)
+    drawer = LineDrawer(sampler, [a, b, c, d], [], LookConfig(), 0, families=[(0, 0), (1, 0), (1, 1), (1, 1)])
+    rng = np.random.default_rng(0)
+    picks = [tuple(drawer._family_faces("的一是了", False, rng)) for _ in range(4000)]
+    share = {k: picks.count(k) / len(picks) for k in set(picks)}
+    assert set(share) == {(a,), (b,), (c, d)}
+    assert share[(a,)] == pytest.approx(0.5, abs=0.03) and share[(b,)] == pytest.approx(0.25, abs=0.03)
+
+
 def test_heldout_fonts_must_differ_from_training_fonts():
     face = FontFace("/x/font.ttf", 0, "X")
     with pytest.raises(ValueError, match="must not be in fonts"):
         _spec(face, face)
+    with pytest.raises(ValueError, match="must not be in fonts"):  # also inside a group
+        _spec(face, face, fonts=[["/y/other.ttf", face.path]])
     with pytest.raises(ValueError, match="needs heldout_fonts"):
         CorpusSpec(num_test_heldout=3, style="real")
 

@@ -45,6 +45,7 @@ from rich.progress import (
 )
 
 from seq2seq_lab.data.synth.drawer import LineDrawer, make_drawer
+from seq2seq_lab.data.synth.faces import font_names
 from seq2seq_lab.data.synth.look import LookConfig
 from seq2seq_lab.data.synth.render import RenderConfig
 from seq2seq_lab.data.synth.text import load_charset, text_source_file
@@ -81,9 +82,9 @@ class CorpusSpec:
     text_file: str | None = None
     policy: str = "drop"
     zipf: float | None = None
-    fonts: list[str] = field(default_factory=list)
+    fonts: list[str | list[str]] = field(default_factory=list)  # an entry: a family, file or dir, or a list of them
     style: str | None = None
-    heldout_fonts: list[str] | None = None
+    heldout_fonts: list[str | list[str]] | None = None
     num_test_heldout: int | None = None
     rare_share: float | None = None
     look: dict | None = None
@@ -102,7 +103,7 @@ class CorpusSpec:
             raise ConfigError(f"style must be one of {STYLES}, got {self.style!r}")
         if self.num_test_heldout and not self.heldout_fonts:
             raise ConfigError("num_test_heldout > 0 needs heldout_fonts: the fonts kept out of training")
-        overlap = set(self.fonts) & set(self.heldout_fonts or [])
+        overlap = set(font_names(self.fonts)) & set(font_names(self.heldout_fonts or []))
         if overlap:
             raise ConfigError(f"heldout_fonts must not be in fonts: {sorted(overlap)}")
         if self.text_file:
@@ -115,6 +116,11 @@ class CorpusSpec:
         """Lines per split; test_heldout only when it has lines."""
         counts = {"train": self.num_train, "val": self.num_val, "test": self.num_test}
         return counts | ({"test_heldout": self.num_test_heldout} if self.num_test_heldout else {})
+
+
+def _font_entry(entry) -> str | list[str]:
+    """A ``fonts`` entry as the spec keeps it: a name, or a list of names drawn as one group."""
+    return [str(f) for f in entry] if isinstance(entry, (list, tuple)) else str(entry)
 
 
 def spec_from_config(cfg) -> CorpusSpec:
@@ -131,10 +137,10 @@ def spec_from_config(cfg) -> CorpusSpec:
         num_train=cfg["num_train"], num_val=cfg["num_val"], num_test=cfg["num_test"],
         charset=str(cfg["charset"]), charset_size=cfg.get("charset_size"), min_length=int(lo), max_length=int(hi),
         text_file=cfg.get("text_file"), policy=cfg.get("policy", "drop"), zipf=cfg.get("zipf"),
-        fonts=[str(f) for f in cfg.get("fonts") or []], seed=cfg.get("seed", 0),
+        fonts=[_font_entry(f) for f in cfg.get("fonts") or []], seed=cfg.get("seed", 0),
         format=cfg.get("format", "jpg"), quality=cfg.get("quality", 95), lmdb=cfg.get("lmdb", False),
         render=cfg.get("render") or {}, style=cfg.get("style"), num_test_heldout=cfg.get("num_test_heldout"),
-        heldout_fonts=[str(f) for f in cfg["heldout_fonts"]] if cfg.get("heldout_fonts") else None,
+        heldout_fonts=[_font_entry(f) for f in cfg["heldout_fonts"]] if cfg.get("heldout_fonts") else None,
         rare_share=cfg.get("rare_share"), look=cfg.get("look") or None,
     )
 

@@ -27,7 +27,7 @@ from fontTools.ttLib import TTCollection, TTFont, TTLibError
 
 from seq2seq_lab.data.synth.fonts import HINT, NoFontError, font_files
 
-__all__ = ["FontFace", "coverage", "faces_for", "resolve_faces"]
+__all__ = ["FontFace", "coverage", "faces_for", "font_names", "resolve_faces"]
 
 _SC_NAME = re.compile(r"\b(SC|CN|GB)\b|Simplified", re.IGNORECASE)
 _COLLECTIONS = (".ttc", ".otc")
@@ -103,6 +103,11 @@ def resolve_faces(entries: Sequence[str | os.PathLike], what: str = "fonts") -> 
     if not faces:
         raise NoFontError(f"{what}: no font files found. Hint: {HINT}")
     return faces
+
+
+def font_names(entries) -> list[str]:
+    """The names in a ``fonts`` list whose entries are names or lists of names (a group), in order."""
+    return [str(n) for e in entries for n in (e if isinstance(e, (list, tuple)) else [e])]
 
 
 def _loads(path: str) -> bool:

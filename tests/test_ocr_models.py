@@ -11,7 +11,7 @@ from helpers import compose_config
 from ocr_fakes import write_text_lines
 from seq2seq_lab.models import CRNNCTC, CRNNAttention, CRNNEncoder, ctc_greedy
 from seq2seq_lab.models.attention import ATTENTIONS, PositionAttention
-from seq2seq_lab.models.crnn import MaxPool2x2
+from seq2seq_lab.models.crnn import MaxPool2x2, _BiRNN
 from seq2seq_lab.models.search import beam, greedy
 from seq2seq_lab.eval import evaluate
 from seq2seq_lab.predict import predict
@@ -377,3 +377,23 @@ def test_a_slim_attention_model_overfits_a_35_character_line_of_its_own_width():
     assert texts[0] == text, (step, texts)
     wider, wider_lengths = pad_batch([image, torch.zeros(1, 32, 560)], 560)
     assert system.transcribe(wider, wider_lengths)[0][0] == text  # and in a batch padded to 560
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_birnn_reads_each_row_over_its_valid_steps_as_packing_would(cell):
+    """The unpacked length-aware BiRNN equals a packed one on every valid step, in value and gradient."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    torch.manual_seed(0)
+    layer = _BiRNN(cell, 16, 12, 10).double()
+    x = torch.randn(5, 9, 16, dtype=torch.double, requires_grad=True)
+    lengths = torch.tensor([9, 3, 7, 1, 8])
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    expected = layer.linear(pad_packed_sequence(layer.rnn(packed)[0], batch_first=True, total_length=9)[0])
+    got = layer(x, lengths)
+    valid = (torch.arange(9)[None] < lengths[:, None]).unsqueeze(2)  # (B, T, 1)
+    torch.testing.assert_close(got * valid, expected * valid)
+    grads = [torch.autograd.grad((y * valid).sum(), x)[0] for y in (got, expected)]
+    torch.testing.assert_close(grads[0], grads[1])
+    padded = torch.cat([x, torch.randn(5, 4, 16, dtype=torch.double)], 1)  # wider batch, other padding
+    torch.testing.assert_close(layer(padded, lengths)[:, :9] * valid, expected * valid)

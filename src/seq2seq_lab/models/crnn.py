@@ -101,7 +101,7 @@ class _BiRNN(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``x (B, T, I)``, ``lengths (B,)`` valid steps or None -> ``(B, T, O)``; with lengths,
-        each row's valid steps read only valid steps, so its padding cannot reach them.
+        each row is read over its valid steps only, so its padding cannot reach them.
 
         Without packing (on CPU, packed sequences train several times slower, most under bf16
         autocast): one call reads the rows as they are, whose forward direction is right (the

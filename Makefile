@@ -44,8 +44,9 @@ clean:
 	rm -rf $(VENV) outputs multirun
 
 # Chinese fonts for the synthetic text lines (python -m seq2seq_lab.synth): Hei (WenQuanYi, Noto Sans
-# CJK in 7 weights with -extra), Song (Noto Serif CJK in 7 weights, AR PL SungtiL), Kai (AR PL KaitiM, LXGW WenKai), FangSong (cwTeX), brush
-# (Kouzan, Aoyagi Kouzan), display (Smiley Sans), and the held-out family (AR PL UMing, UKai).
+# CJK in 7 weights with -extra, Smiley Sans), Song (Noto Serif CJK in 7 weights, AR PL SungtiL), Kai
+# (AR PL KaitiM, LXGW WenKai), FangSong (cwTeX), brush (Kouzan, Aoyagi Kouzan), and the held-out
+# family (AR PL UMing, UKai).
 # As root with apt-get it installs those missing; otherwise it only says what to install (and
 # exits 0), so set-up can depend on it. An apt-get failure does not fail set-up (CJK tests skip).
 FONT_PACKAGES = fonts-wqy-microhei fonts-wqy-zenhei fonts-noto-cjk fonts-noto-cjk-extra fonts-arphic-gbsn00lp fonts-arphic-gkai00mp \

@@ -26,19 +26,11 @@ import copy
 import torch
 from torch import nn
 
-from seq2seq_lab.models.crnn import CRNNEncoder, MaxPool2x2, _BiRNN
+from seq2seq_lab.models.crnn import CRNNEncoder, MaxPool2x2, _BiRNN, reverse_valid
 from seq2seq_lab.models.ctc import CTCModel
 from seq2seq_lab.models.seq2seq import Seq2Seq, SequenceClassifier
 
 __all__ = ["AttentionGreedyGraph", "CTCGreedyGraph", "ClassifierGraph", "LengthAwareBiRNN", "inference_graph"]
-
-
-def reverse_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """``x (B, T, F)`` with each row's first ``lengths[b]`` steps reversed, the rest left in place."""
-    steps = torch.arange(x.size(1), device=x.device).unsqueeze(0)  # (1, T)
-    last = lengths.unsqueeze(1) - 1  # (B, 1)
-    index = torch.where(steps <= last, last - steps, steps)  # (B, T)
-    return x.gather(1, index.unsqueeze(2).expand(-1, -1, x.size(2)))
 
 
 class LengthAwareBiRNN(nn.Module):

@@ -23,7 +23,7 @@ from torch import nn
 from seq2seq_lab.models.cells import check_cell
 from seq2seq_lab.models.encoders import lengths_to_mask
 
-__all__ = ["BATCH_NORM", "CONV_CHANNELS", "CRNNEncoder", "MaxPool2x2", "RIGHT_MARGIN", "conv_columns"]
+__all__ = ["BATCH_NORM", "CONV_CHANNELS", "CRNNEncoder", "MaxPool2x2", "RIGHT_MARGIN", "conv_columns", "reverse_valid"]
 
 CONV_CHANNELS = (64, 128, 256, 256, 512, 512, 512)
 BATCH_NORM = {"reference": (2, 4, 6), "all": tuple(range(7))}  # conv layers followed by BatchNorm (0-based)
@@ -104,24 +104,35 @@ class _BiRNN(nn.Module):
         each row is read over its valid steps only, so its padding cannot reach them.
 
         Without packing (on CPU, packed sequences train several times slower, most under bf16
-        autocast): one call reads the rows as they are, whose forward direction is right (the
-        padding comes after the valid steps), and the rows shifted right so their valid steps
-        end at ``T``, whose backward direction then starts at each row's last valid step, as
-        packing would. Values on padding steps are left unspecified; the mask hides them.
+        autocast): the forward direction reads the rows as they are (the padding comes after
+        the valid steps); the backward direction runs forward, on its own weights, over each
+        row's valid steps reversed in place (:func:`reverse_valid`), and its outputs are put
+        back in order the same way. Values on padding steps are left unspecified; the mask
+        hides them.
         """
-        batch, steps = x.size(0), x.size(1)
-        if lengths is None or bool((lengths >= steps).all()):
+        if lengths is None or bool((lengths >= x.size(1)).all()):
             return self.linear(self.rnn(x)[0])
-        shift = (steps - lengths.to(x.device).clamp(max=steps)).unsqueeze(1)  # (B, 1)
-        t = torch.arange(steps, device=x.device).unsqueeze(0)  # (1, T)
-        both, _ = self.rnn(torch.cat([x, _take_steps(x, (t - shift) % steps)]))  # (2B, T, 2H)
-        hidden = self.rnn.hidden_size
-        back = _take_steps(both[batch:, :, hidden:], (t + shift) % steps)  # back on the valid steps
-        return self.linear(torch.cat([both[:batch, :, :hidden], back], dim=2))
+        lengths = lengths.to(x.device).clamp(max=x.size(1))
+        ahead = self._one_direction(x, reverse=False)  # (B, T, H)
+        back = reverse_valid(self._one_direction(reverse_valid(x, lengths), reverse=True), lengths)
+        return self.linear(torch.cat([ahead, back], dim=2))
+
+    def _one_direction(self, x: torch.Tensor, reverse: bool) -> torch.Tensor:
+        """``x (B, T, I) -> (B, T, H)``: one direction's weights run forward in time over ``x``."""
+        rnn, suffix = self.rnn, "_reverse" if reverse else ""
+        weights = [getattr(rnn, f"{name}_l0{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        state = x.new_zeros(1, x.size(0), rnn.hidden_size)
+        if isinstance(rnn, nn.LSTM):
+            return torch.lstm(x, (state, state), weights, True, 1, 0.0, self.training, False, True)[0]
+        run = torch.gru if isinstance(rnn, nn.GRU) else torch.rnn_tanh
+        return run(x, state, weights, True, 1, 0.0, self.training, False, True)[0]
 
 
-def _take_steps(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``x (B, T, F)`` with row ``b``'s step ``t`` taken from step ``index[b, t]``."""
+def reverse_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``x (B, T, F)`` with each row's first ``lengths[b]`` steps reversed, the rest left in place."""
+    steps = torch.arange(x.size(1), device=x.device).unsqueeze(0)  # (1, T)
+    last = lengths.unsqueeze(1) - 1  # (B, 1)
+    index = torch.where(steps <= last, last - steps, steps)  # (B, T)
     return x.gather(1, index.unsqueeze(2).expand(-1, -1, x.size(2)))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from seq2seq_lab.data.synth.faces import FontFace, coverage, faces_for, resolve_
 from seq2seq_lab.data.synth.fonts import NoFontError
 from seq2seq_lab.data.synth.look import LookConfig, render_real_line
 from seq2seq_lab.data.synth.text import TextSampler, read_text_source, to_charset
+from seq2seq_lab.errors import ConfigError
 from seq2seq_lab.precision import resolve_precision
 
 CJK = "的一是了我不人在他有这个上们来到时大地为子中你说生国年着就那和要她出也得里后自以会"
@@ -74,6 +76,35 @@ def test_rare_lines_cover_characters_the_text_lacks():
     assert 0.35 < len(with_rare) / len(labels) < 0.65
     assert set("".join(labels)) >= set("龘靐齉")  # every character is trained
     assert all(len(lb) == 8 for lb in labels)
+
+
+def test_ascii_lines_bring_latin_words_numbers_and_half_width_punctuation():
+    import string
+
+    text = ["我们的国家在前进，经济增长３．５％。" * 5]
+    charset = "我们的国家在前进，经济增长。" + string.ascii_letters + string.digits + ".%:-/()?"
+    sampler = TextSampler(charset, 10, 10, text, policy="skip", ascii_share=0.5)
+    assert not any("．" in s for s in sampler._segments)  # "3．5" -> "3.5"
+    rng = np.random.default_rng(2)
+    labels = [sampler.sample(rng) for _ in range(3000)]
+    assert all(len(lb) == 10 and set(lb) <= set(charset) for lb in labels)
+    joined = sampler._segments[0]
+    mixed = [lb for lb in labels if lb not in joined]
+    assert 0.4 < len(mixed) / len(labels) < 0.6
+    trained = set("".join(labels))
+    assert trained >= set(string.ascii_letters + string.digits + ".%:-/()?")  # every ASCII character
+    assert any(re.search(r"[a-z]{3}", lb) for lb in labels) and any(re.search(r"[0-9]\.[0-9]", lb) for lb in labels)
+
+
+def test_without_shares_a_label_takes_no_extra_draw():
+    """Corpora drawn before ascii_share existed keep their labels for their seed."""
+    text = ["我们的国家在前进" * 10]
+    charset = "我们的国家在前进abc123"
+    sampler = TextSampler(charset, 8, 8, text, policy="skip", ascii_share=0.0)
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    assert [sampler.sample(a) for _ in range(50)] == [sampler._plain(b) for _ in range(50)]
+    with pytest.raises(ConfigError, match="rare_share \\+ ascii_share"):
+        TextSampler(charset, 8, 8, text, policy="skip", rare_share=0.6, ascii_share=0.6)
 
 
 def test_a_line_is_drawn_only_with_faces_that_have_every_glyph(cjk_faces):

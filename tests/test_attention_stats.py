@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from seq2seq_lab.systems.attention_stats import attention_stats, ctc_agreement
+from seq2seq_lab.systems.attention_stats import STATS, AttentionStats, attention_stats, ctc_agreement
 
 
 def _one_hot(positions: list[list[int]], length: int) -> torch.Tensor:
@@ -44,3 +44,12 @@ def test_ctc_agreement_reads_the_best_path_where_the_attention_looks():
         ctc[0, t, label] = 5.0
     share, n = ctc_agreement(weights, torch.tensor([[7, 4]]), torch.ones(1, 2, dtype=torch.bool), ctc)
     assert share == pytest.approx(0.5) and n == 2
+
+
+def test_statistics_without_values_are_not_logged():
+    """Beam search keeps no attention: its stage logs no statistics rather than NaN."""
+    stats = AttentionStats()
+    assert stats.metrics("test") == {}
+    weights = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])  # (B, S, T)
+    stats.update("test", attention_stats(weights, torch.ones(1, 2, dtype=torch.bool)))
+    assert set(stats.metrics("test")) == set(STATS) and stats.metrics("val") == {}

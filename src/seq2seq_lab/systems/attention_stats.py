@@ -86,4 +86,5 @@ class AttentionStats(nn.Module):
             self.stages[stage][name].update(value, weight)
 
     def metrics(self, stage: str) -> dict[str, MeanMetric]:
-        return dict(self.stages[stage].items())
+        """The stage's statistics that have values: none under beam search, which keeps no attention."""
+        return {name: metric for name, metric in self.stages[stage].items() if metric.update_count}

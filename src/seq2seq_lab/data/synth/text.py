@@ -31,8 +31,8 @@ import re
 import string
 import unicodedata
 from collections.abc import Iterable
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -188,10 +188,10 @@ class TextSampler:
             characters (never all) replaced by a Latin word, a number (integer,
             decimal, percentage, range, time, code) or a string of any
             printable ASCII, each maybe with ASCII punctuation before or after
-            it. Only characters of the charset are used. Running
-            Chinese text (People's Daily) has almost no Latin letters nor
-            half-width punctuation, which real lines have (the classic corpus's
-            charset ranks ``e`` 47th and ``.`` 71st by frequency).
+            it. Only characters of the charset are used. Running Chinese text
+            (People's Daily) has almost no Latin letters nor half-width
+            punctuation, which real lines have (the classic corpus's charset
+            ranks ``e`` 47th and ``.`` 71st by frequency).
 
     Raises:
         ValueError: bad lengths, policy or zipf, or no line yields a window of ``min_length``.

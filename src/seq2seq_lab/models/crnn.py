@@ -19,10 +19,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq_lab.models.cells import check_cell
-from seq2seq_lab.models.encoders import lengths_to_mask
+from seq2seq_lab.models.encoders import lengths_to_mask, run_packed
 
 __all__ = ["BATCH_NORM", "CONV_CHANNELS", "CRNNEncoder", "MaxPool2x2", "RIGHT_MARGIN", "conv_columns", "reverse_valid"]
 
@@ -113,18 +112,13 @@ class _BiRNN(nn.Module):
         """
         if lengths is None or bool((lengths >= x.size(1)).all()):
             return self.linear(self.rnn(x)[0])
+        lengths = lengths.clamp(max=x.size(1))
         if x.is_cuda:  # cuDNN reads packed rows fast, from its own flattened weights
-            return self.linear(self._packed(x, lengths))
-        lengths = lengths.to(x.device).clamp(max=x.size(1))
+            return self.linear(run_packed(self.rnn, x, lengths)[0])
+        lengths = lengths.to(x.device)
         ahead = self._one_direction(x, reverse=False)  # (B, T, H)
         back = reverse_valid(self._one_direction(reverse_valid(x, lengths), reverse=True), lengths)
         return self.linear(torch.cat([ahead, back], dim=2))
-
-    def _packed(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """``x (B, T, I)`` -> ``(B, T, 2H)``, each row packed to its valid steps (zeros after them)."""
-        lengths = lengths.cpu().clamp(max=x.size(1))
-        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        return pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=x.size(1))[0]
 
     def _one_direction(self, x: torch.Tensor, reverse: bool) -> torch.Tensor:
         """``x (B, T, I) -> (B, T, H)``: one direction's weights run forward in time over ``x``."""

@@ -53,12 +53,18 @@ class SequenceEncoder(nn.Module):
         batch, steps, _ = inputs.shape
         packed = input_lengths is not None and bool((input_lengths < steps).any())
         if packed:
-            seq = pack_padded_sequence(inputs, input_lengths.cpu(), batch_first=True, enforce_sorted=False)
-            memory, final = self.rnn(seq)
-            memory, _ = pad_packed_sequence(memory, batch_first=True, total_length=steps)
+            memory, final = run_packed(self.rnn, inputs, input_lengths)
         else:
             memory, final = self.rnn(inputs)
         hidden = final[0] if isinstance(final, tuple) else final  # (layers * dirs, B, H)
         summary = torch.cat(list(hidden[-self.directions :]), dim=-1)  # (B, D)
         mask = lengths_to_mask(input_lengths, batch, steps, inputs.device)
         return self.dropout(memory), mask, self.dropout(summary)
+
+
+def run_packed(rnn: nn.RNNBase, inputs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, object]:
+    """``rnn`` over each row of ``inputs (B, T, I)`` packed to its ``lengths (B,)`` steps: outputs
+    ``(B, T, D)`` (zeros past each row's length) and the final state, as ``rnn`` returns it."""
+    seq = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    memory, final = rnn(seq)
+    return pad_packed_sequence(memory, batch_first=True, total_length=inputs.size(1))[0], final

@@ -233,6 +233,8 @@ def _check_existing(out: Path, identity: dict, overwrite: bool) -> dict | None:
     manifest = _read_manifest(out)
     old = manifest.get("args", {}) if manifest is not None else {}
     old = {k: v for k, v in old.items() if k != "charset"}  # manifests before charset_sha1 was the identity
+    if isinstance(old.get("look"), dict):  # a look setting added since counts as its default
+        old["look"] = LookConfig().to_dict() | old["look"]
     # an argument added since a corpus was made (absent from its manifest) counts as its default, None
     same = manifest is not None and set(old) <= set(identity) and all(old.get(k) == v for k, v in identity.items())
     splits = [s for s, n in manifest.get("counts", {}).items() if n] if manifest else []

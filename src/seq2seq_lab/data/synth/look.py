@@ -6,7 +6,8 @@ printed line of that text has), ``height`` pixels high:
 1. glyphs: a face that covers every character of the line (per-line coverage,
    :mod:`~seq2seq_lab.data.synth.faces`), drawn character by character at twice
    the final size, with random character spacing, small size changes and
-   baseline jitter within the line, and a heavier or lighter stroke;
+   baseline jitter within the line, a heavier or lighter stroke, and a
+   horizontal stretch (condensed or extended faces);
 2. layout: a slight rotation, a gentle curvature of the baseline, and now and
    then an underline or a rule line across the image;
 3. paper: a gray background with a smooth random texture, an uneven lighting
@@ -49,6 +50,8 @@ class LookConfig:
     size_jitter: largest relative size change of one character within the line.
     baseline_jitter: largest vertical shift of one character, as a fraction of the glyph size.
     p_bold, p_thin: a heavier stroke (outline) or a thinner one (eroded).
+    stretch: the glyphs' horizontal scale, as condensed or extended faces draw them; ``[1, 1]``
+        (the default) draws nothing, so corpora made before it keep their images.
     p_rotate, max_angle: a rotation of the whole line, in degrees.
     p_curve, max_curve: a sine-shaped baseline, amplitude as a fraction of the glyph size.
     p_underline, p_rule: an underline below the text; a thin rule line at a random height.
@@ -66,6 +69,7 @@ class LookConfig:
     baseline_jitter: float = 0.06
     p_bold: float = 0.2
     p_thin: float = 0.1
+    stretch: tuple[float, float] = (1.0, 1.0)
     p_rotate: float = 0.3
     max_angle: float = 1.5
     p_curve: float = 0.1
@@ -118,7 +122,11 @@ def _glyph_mask(text: str, face: FontFace, size: int, rng: np.random.Generator, 
     if thin:
         mask = mask.filter(ImageFilter.MinFilter(3))
     box = mask.getbbox()
-    return mask.crop(box) if box else mask
+    mask = mask.crop(box) if box else mask
+    if cfg.stretch != (1.0, 1.0):
+        scale = rng.uniform(*cfg.stretch)
+        mask = mask.resize((max(1, round(mask.width * scale)), mask.height), Image.Resampling.BICUBIC)
+    return mask
 
 
 def _bend(mask: Image.Image, rng: np.random.Generator, cfg: LookConfig) -> Image.Image:

@@ -131,6 +131,16 @@ def test_realistic_line_is_deterministic_for_a_seed_and_keeps_its_aspect(cjk_fac
     assert ink.std() > 10  # text on paper, not a flat image
 
 
+def test_stretch_condenses_or_extends_the_glyphs_and_is_off_by_default(cjk_faces):
+    plain = dict(p_rotate=0.0, p_curve=0.0, p_perspective=0.0)
+    widths = {}
+    for scale in (0.8, 1.0, 1.25):
+        cfg = LookConfig(stretch=(scale, scale), **plain)
+        widths[scale] = render_real_line("我们的国家在前进", cjk_faces[:1], np.random.default_rng(5), cfg)[0].width
+    assert widths[0.8] < 0.9 * widths[1.0] and widths[1.25] > 1.15 * widths[1.0]
+    assert LookConfig().stretch == (1.0, 1.0)  # older corpora keep their images for a seed
+
+
 def test_look_config_rejects_bad_values():
     with pytest.raises(ValueError, match="p_blur"):
         LookConfig(p_blur=1.5)
@@ -165,6 +175,20 @@ def test_corpus_holds_out_its_heldout_fonts_and_is_deterministic(cjk_faces, tmp_
     first = (tmp_path / "a" / "train.txt").read_text().split(" ")[0]
     assert (tmp_path / "a" / first).read_bytes() == (tmp_path / "b" / first).read_bytes()
     assert Image.open(tmp_path / "a" / first).height == 32
+
+
+def test_a_corpus_made_before_a_look_setting_existed_is_reused(cjk_faces, tmp_path):
+    face = cjk_faces[0]
+    spec = _spec(face, face, heldout_fonts=None, num_test_heldout=0, num_train=4)
+    generate_corpus(spec, tmp_path, workers=1)
+    path = tmp_path / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    del manifest["args"]["look"]["stretch"]  # as written before look.stretch was added
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+    assert generate_corpus(spec, tmp_path, workers=1)["reused"]
+    with pytest.raises(FileExistsError, match="look"):  # a real change of look is still refused
+        generate_corpus(_spec(face, face, heldout_fonts=None, num_test_heldout=0, num_train=4,
+                              look={"stretch": [0.8, 1.2]}), tmp_path, workers=1)
 
 
 def test_lines_are_shared_alike_among_font_groups_then_families(cjk_faces):

@@ -18,7 +18,7 @@ width, height = (int(v) for v in sys.argv[3:5]) if len(sys.argv) > 4 else (280, 
 root = src_list.parent
 (out / "images").mkdir(parents=True, exist_ok=True)
 rows = []
-for n, line in enumerate(src_list.read_text(encoding="utf-8").splitlines(), 1):
+for line in src_list.read_text(encoding="utf-8").splitlines():
     if not line.strip():
         continue
     name, _, text = line.partition(" ")

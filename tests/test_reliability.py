@@ -309,3 +309,14 @@ def test_init_from_a_checkpoint_of_another_size_names_the_tensors(tmp_path):
                          tmp_path / "second")
     with pytest.raises(CheckpointError, match=r"init_from=.*last.ckpt: its weights do not fit this model \(other shape: net\.seq2seq\."):
         train(cfg)
+
+
+def test_a_run_ended_by_max_steps_in_mid_epoch_validates_at_its_last_step(tmp_path):
+    import csv
+
+    # 400 lines in batches of 50: 8 steps an epoch, so step 12 falls in the middle of the second
+    train(compose_config("train", [*WARM, "trainer.max_epochs=3", "+trainer.max_steps=12"], tmp_path))
+    rows = list(csv.DictReader(next(tmp_path.rglob("metrics.csv")).open()))
+    validated_at = sorted({int(r["step"]) + 1 for r in rows if r.get("val/loss")})
+    assert validated_at == [8, 12]
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == 12

@@ -280,7 +280,8 @@ def test_ctc_model_overfits_a_tiny_corpus(tiny_corpus, tmp_path):
 
 # --- variable widths -----------------------------------------------------------------------------
 def _random_system(kind: str, width: int):
-    """A randomly initialised OCR system (eval mode) over grayscale lines up to ``width`` pixels."""
+    """A randomly initialised OCR system (eval mode) over grayscale lines up to ``width`` pixels;
+    ``kind`` an attention (``+positions``: with column encodings on the memory) or ``ctc``."""
     from seq2seq_lab.data.tokenizer import Tokenizer
     from seq2seq_lab.systems import CTCSystem, OCRSystem
 
@@ -288,12 +289,13 @@ def _random_system(kind: str, width: int):
     if kind == "ctc":
         return CTCSystem(CRNNCTC(tokenizer.vocab_size, channels=1, width=width, **SLIM), tokenizer,
                          optimizer=torch.optim.Adam).eval()
+    attention, _, positions = kind.partition("+")
     model = CRNNAttention(8, tokenizer.vocab_size, channels=1, width=width, hidden_dim=32, embed_dim=8,
-                          attention=kind, **SLIM)
+                          attention=attention, positions=bool(positions), **SLIM)
     return OCRSystem(model, tokenizer, optimizer=torch.optim.Adam).eval()
 
 
-@pytest.mark.parametrize("kind", ["position", "mlp", "ctc"])
+@pytest.mark.parametrize("kind", ["position", "mlp", "mlp+positions", "ctc"])
 def test_a_prediction_does_not_depend_on_the_padding_of_its_batch(kind):
     from seq2seq_lab.data.ocr.widths import pad_batch
 
@@ -316,6 +318,26 @@ def test_a_prediction_does_not_depend_on_the_padding_of_its_batch(kind):
         n = min(first.size(1), second.size(1))
         assert torch.equal(first[0, :n], second[0, :n])
     assert leaked.abs().max() > 1e-3  # without the widths the padding reaches the line's columns
+
+
+def test_column_encodings_depend_on_the_column_alone():
+    from seq2seq_lab.models.positions import sinusoid_positions
+
+    short, long = sinusoid_positions(25, 16), sinusoid_positions(100, 16)
+    assert short.shape == (25, 16) and torch.equal(short, long[:25])
+    assert torch.equal(long[0, 1::2], torch.ones(8)) and torch.equal(long[0, 0::2], torch.zeros(8))
+    distances = torch.cdist(long, long) + torch.eye(100) * 1e3
+    assert distances.min() > 0.1  # every column has its own code
+    assert sinusoid_positions(5, 7).shape == (5, 7)
+
+    torch.manual_seed(0)
+    plain = _random_system("mlp", width=120).net.encoder
+    torch.manual_seed(0)
+    placed = _random_system("mlp+positions", width=120).net.encoder
+    images = torch.rand(2, 1, 32, 120)
+    with torch.no_grad():
+        added = placed(images)[0] - plain(images)[0]  # the same weights: only the encodings differ
+    assert torch.allclose(added, sinusoid_positions(31, added.size(2)).expand_as(added), atol=1e-5)
 
 
 def test_position_attention_slots_follow_the_maximum_width(tmp_path):

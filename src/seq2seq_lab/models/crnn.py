@@ -22,6 +22,7 @@ from torch import nn
 
 from seq2seq_lab.models.cells import check_cell
 from seq2seq_lab.models.encoders import lengths_to_mask, run_packed
+from seq2seq_lab.models.positions import sinusoid_positions
 
 __all__ = ["BATCH_NORM", "CONV_CHANNELS", "CRNNEncoder", "MaxPool2x2", "RIGHT_MARGIN", "conv_columns", "reverse_valid"]
 
@@ -161,6 +162,9 @@ class CRNNEncoder(nn.Module):
         batch_norm: ``reference`` (BatchNorm on layers 3, 5 and 7, as the
             reference) or ``all`` (on every conv: trains out of the initial plateau
             far sooner; ``5 * 2 * C'`` more parameters).
+        positions: add sinusoidal encodings of the column index to the memory
+            (:func:`~seq2seq_lab.models.positions.sinusoid_positions`), so an attention
+            decoder can tell the columns apart by place before it can by content.
 
     ``input_lengths (B,)`` given to :meth:`forward` are content widths in pixels (the
     ``input_lengths`` of the OCR batches). With them the images get :data:`RIGHT_MARGIN`
@@ -180,6 +184,7 @@ class CRNNEncoder(nn.Module):
         dropout: float = 0.0,
         channels_last: bool = False,
         batch_norm: str = "reference",
+        positions: bool = False,
     ):
         super().__init__()
         if batch_norm not in BATCH_NORM:
@@ -199,6 +204,7 @@ class CRNNEncoder(nn.Module):
         self.rnns = nn.ModuleList(_BiRNN(cell, i, rnn_hidden, rnn_hidden) for i in sizes[:-1])
         self.dropout = nn.Dropout(dropout)
         self.output_dim = rnn_hidden
+        self.positions = positions
 
     @staticmethod
     def columns(width: int) -> int:
@@ -229,6 +235,8 @@ class CRNNEncoder(nn.Module):
         lengths = None if input_lengths is None else conv_columns(input_lengths).clamp(1, steps)
         for i, layer in enumerate(self.rnns):
             x = layer(self.dropout(x) if i else x, lengths)
+        if self.positions:
+            x = x + sinusoid_positions(steps, x.size(2), x.device, x.dtype)
         mask = lengths_to_mask(lengths, batch, steps, x.device)  # (B, T')
         if lengths is None:
             summary = x.mean(1)

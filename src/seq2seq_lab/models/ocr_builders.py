@@ -45,11 +45,11 @@ def _with_slots(
 
 
 def _encoder(channels, height, width, width_mult, rnn_hidden, rnn_layers, encoder_cell, dropout,
-             channels_last, batch_norm) -> CRNNEncoder:
+             channels_last, batch_norm, positions=False) -> CRNNEncoder:
     check_arguments(channels=channels, height=height, width=width, rnn_hidden=rnn_hidden, rnn_layers=rnn_layers,
                     dropout=dropout, encoder_cell=encoder_cell, batch_norm=batch_norm)
     return CRNNEncoder(channels, height, width_mult, rnn_hidden, rnn_layers, encoder_cell, dropout, channels_last,
-                       batch_norm)
+                       batch_norm, positions)
 
 
 def CRNNAttention(
@@ -74,6 +74,7 @@ def CRNNAttention(
     channels_last: bool = False,
     batch_norm: str = "reference",
     ctc_head: bool = False,
+    positions: bool = False,
 ) -> Seq2Seq:
     """CRNN encoder + the :class:`RecurrentDecoder` in token mode:
     ``images (B, channels, height, width) -> logits (B, output_length, output_dim)``.
@@ -94,11 +95,12 @@ def CRNNAttention(
         output_context: project ``[h; context]`` (Luong) instead of ``h`` alone (the reference).
         ctc_head: add a :class:`CTCHead` on the encoder memory (``(K + 1) V`` parameters) for
             the OCR system's auxiliary CTC loss (``system.ctc_weight``).
+        positions: add sinusoidal column encodings to the encoder memory (see :class:`CRNNEncoder`).
     """
     check_arguments(output_length=output_length, output_dim=output_dim, hidden_dim=hidden_dim, embed_dim=embed_dim,
                     depth=depth, teacher_force=teacher_force, cell=cell)
     encoder = _encoder(channels, height, width, width_mult, rnn_hidden, rnn_layers, encoder_cell, dropout,
-                       channels_last, batch_norm)
+                       channels_last, batch_norm, positions)
     columns = encoder.columns(width)
     decoder = RecurrentDecoder(
         TokenFeedback(output_dim, embed_dim),

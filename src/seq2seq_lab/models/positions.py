@@ -1,0 +1,21 @@
+"""Sinusoidal position encodings (Vaswani et al., 2017) for the columns of an encoder memory."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["sinusoid_positions"]
+
+
+def sinusoid_positions(steps: int, dim: int, device: torch.device | None = None,
+                       dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``(steps, dim)``: row ``j`` holds ``sin(j w_i)`` in its even and ``cos(j w_i)`` in its odd
+    features, with wavelengths ``2 pi / w_i`` from ``2 pi`` to ``10000 * 2 pi`` (an odd ``dim``
+    drops the last cosine). Each row depends on ``j`` alone, not on ``steps``."""
+    position = torch.arange(steps, device=device, dtype=torch.float32).unsqueeze(1)  # (T, 1)
+    rates = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    angles = position * rates  # (T, ceil(dim / 2))
+    table = torch.stack([angles.sin(), angles.cos()], dim=2).flatten(1)[:, :dim]  # (T, dim)
+    return table.to(dtype)

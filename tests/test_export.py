@@ -255,3 +255,45 @@ def test_export_without_validation_lines_names_them_and_keeps_nothing(checkpoint
     summary = export(compose_config("export", [f"ckpt_path={checkpoints['ctc']}", "+data.val=/nope/val.txt",
                                                "verify=false"], tmp_path))
     assert "verify" not in summary and Path(summary["path"]).is_file()
+
+
+
+_EXPORT_AT_ANY_WIDTH = """
+import sys, numpy as np, onnxruntime as ort, torch
+from seq2seq_lab.data.contract import DataContract
+from seq2seq_lab.data.tokenizer import Tokenizer
+from seq2seq_lab.deploy.exporting import export_onnx, export_torchscript
+from seq2seq_lab.deploy.graphs import inference_graph
+from seq2seq_lab.models.ocr_builders import CRNNAttention
+from seq2seq_lab.systems import OCRSystem
+
+torch.manual_seed(0)
+out = sys.argv[1]
+tokenizer = Tokenizer("abcdefgh")
+model = CRNNAttention(6, tokenizer.vocab_size, channels=1, width=200, hidden_dim=32, embed_dim=8,
+                      attention="mlp", positions=True, width_mult=0.25, rnn_hidden=32)
+system = OCRSystem(model, tokenizer, optimizer=torch.optim.Adam).eval()
+contract = DataContract("lines", tokenizer.vocab_size, 6, channels=1, height=32, width=200, tokenizer=tokenizer)
+meta = export_onnx(system, contract, out + "/model.onnx")
+export_torchscript(system, contract, out + "/model.pt")  # a second export from the same system
+assert not meta["fixed_width"], "the ONNX graph fixed the width"
+assert type(system.net.encoder.rnns[0]).__name__ == "_BiRNN", "exporting swapped the system's encoder"
+inputs, widths = torch.rand(3, 1, 32, 120) * 2 - 1, torch.tensor([120, 80, 60])  # narrower than traced
+with torch.no_grad():
+    tokens, log_probs = inference_graph(system)[1](inputs, widths)
+    traced = torch.jit.load(out + "/model.pt")(inputs, widths)
+onnx_tokens, onnx_log_probs = ort.InferenceSession(out + "/model.onnx").run(
+    None, {"inputs": inputs.numpy(), "widths": widths.numpy()})
+assert torch.equal(traced[0], tokens) and np.array_equal(onnx_tokens, tokens.numpy()), "tokens differ"
+assert np.abs(onnx_log_probs - log_probs.numpy()).max() < 1e-4, "log-probabilities differ"
+"""
+
+
+def test_column_encodings_export_for_any_width(tmp_path):
+    """ocr_zh_cpu's memory carries column encodings; ONNX and TorchScript exports make them for each
+    batch's width. Exporting twice from one system works: an export leaves the system's encoder alone.
+    In a fresh interpreter, as ``python -m seq2seq_lab.export`` runs: after an MNIST export in the same
+    process, torch.export fixes the width of an mlp-attention CRNN, with or without the encodings."""
+    done = subprocess.run([sys.executable, "-c", _EXPORT_AT_ANY_WIDTH, str(tmp_path)], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]

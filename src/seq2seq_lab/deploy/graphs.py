@@ -30,7 +30,8 @@ from seq2seq_lab.models.crnn import CRNNEncoder, MaxPool2x2, _BiRNN, reverse_val
 from seq2seq_lab.models.ctc import CTCModel
 from seq2seq_lab.models.seq2seq import Seq2Seq, SequenceClassifier
 
-__all__ = ["AttentionGreedyGraph", "CTCGreedyGraph", "ClassifierGraph", "LengthAwareBiRNN", "inference_graph"]
+__all__ = ["AttentionGreedyGraph", "CTCGreedyGraph", "ClassifierGraph", "LengthAwareBiRNN", "inference_graph",
+           "with_exportable_encoder"]
 
 
 class LengthAwareBiRNN(nn.Module):
@@ -69,14 +70,22 @@ def exportable_encoder(encoder: CRNNEncoder) -> CRNNEncoder:
     return encoder
 
 
+def with_exportable_encoder(net: nn.Module) -> nn.Module:
+    """A shallow copy of ``net`` that shares every submodule but its encoder, which is
+    :func:`exportable_encoder`'s copy; ``net`` itself is left as it was."""
+    clone = copy.copy(net)
+    clone._modules = dict(net._modules)  # copy.copy shares this dict: replacing a module would replace net's too
+    clone.encoder = exportable_encoder(net.encoder)
+    return clone
+
+
 class AttentionGreedyGraph(nn.Module):
     """A CRNN + attention decoder read greedily: ``inputs (B, C, H, W)``, ``widths (B,)`` pixel
     widths -> ``tokens (B, L)`` int64 and their ``log_probs (B, L)``, ``L = output_length``."""
 
     def __init__(self, net: Seq2Seq):
         super().__init__()
-        self.net = copy.copy(net)  # shares the decoder; only the encoder is replaced
-        self.net.encoder = exportable_encoder(net.encoder)
+        self.net = with_exportable_encoder(net)
 
     def forward(self, inputs: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         memory, mask, summary = self.net.encode(inputs, widths)
@@ -91,8 +100,7 @@ class CTCGreedyGraph(nn.Module):
 
     def __init__(self, net: CTCModel):
         super().__init__()
-        self.net = copy.copy(net)
-        self.net.encoder = exportable_encoder(net.encoder)
+        self.net = with_exportable_encoder(net)
 
     def forward(self, inputs: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         log_probs, mask = self.net(inputs, widths)  # (B, T', V), (B, T')

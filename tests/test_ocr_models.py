@@ -422,3 +422,50 @@ def test_birnn_reads_each_row_over_its_valid_steps_as_packing_would(cell):
     torch.testing.assert_close(grads[0], grads[1])
     padded = torch.cat([x, torch.randn(5, 4, 16, dtype=torch.double)], 1)  # wider batch, other padding
     torch.testing.assert_close(layer(padded, lengths)[:, :9] * valid, expected * valid)
+
+
+# --- model.positions=auto ----------------------------------------------------------------------
+def _built(tiny_corpus, tmp_path, overrides: list[str]):
+    from seq2seq_lab.assemble import build_datamodule, build_system
+
+    cfg = compose_config("train", [
+        "experiment=ocr_crnn_attention", f"data.train={tiny_corpus}/train.txt", f"data.val={tiny_corpus}/val.txt",
+        f"data.test={tiny_corpus}/test.txt", f"data.charset={tiny_corpus}/charset.txt", "data.max_length=3",
+        "data.width=64", "model.width_mult=0.25", "model.rnn_hidden=16", *overrides], tmp_path)
+    return build_system(cfg, build_datamodule(cfg))
+
+
+@pytest.mark.parametrize("flags, precision, accelerator, expected", [
+    ({"avx2", "fma"}, "auto", "cpu", True),               # no bf16: fp32, few steps in the budget
+    ({"avx2", "avx512_bf16", "amx_bf16"}, "auto", "cpu", False),  # bf16-mixed
+    ({"avx2", "amx_bf16"}, "32-true", "cpu", True),        # fp32 asked for on a bf16 CPU
+    ({"avx2", "fma"}, "32-true", "gpu", False),            # a GPU's budget holds many steps
+])
+def test_auto_column_encodings_follow_the_training_precision(flags, precision, accelerator, expected,
+                                                             tiny_corpus, tmp_path, monkeypatch):
+    import seq2seq_lab.precision as precision_module
+    from seq2seq_lab.assemble import resolve_auto_positions
+    from omegaconf import OmegaConf
+
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset(flags))
+    cfg = OmegaConf.create({"model": {"positions": "auto"}, "trainer": {"precision": precision,
+                                                                       "accelerator": accelerator}})
+    resolve_auto_positions(cfg)
+    assert cfg.model.positions is expected
+    if accelerator == "cpu":  # built from a config, the checkpoint's run_config holds the choice, not "auto"
+        system = _built(tiny_corpus, tmp_path, ["model.positions=auto", f"trainer.precision={precision}"])
+        assert system.net.encoder.positions is expected and system.run_config["model"]["positions"] is expected
+
+
+def test_explicit_column_encodings_win_and_a_bad_value_is_refused(tiny_corpus, tmp_path, monkeypatch):
+    import seq2seq_lab.precision as precision_module
+    from seq2seq_lab.errors import ConfigError
+    from seq2seq_lab.validation import validate_config
+
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset({"avx2"}))
+    assert _built(tiny_corpus, tmp_path, ["model.positions=false"]).net.encoder.positions is False
+    with pytest.raises(ValueError, match="positions must be true or false, got 'auto'"):
+        CRNNEncoder(channels=1, width_mult=0.25, rnn_hidden=16, positions="auto")
+    cfg = compose_config("train", ["experiment=ocr_crnn_attention", "model.positions=maybe"], tmp_path)
+    with pytest.raises(ConfigError, match="model.positions"):
+        validate_config(cfg, check_paths=False)

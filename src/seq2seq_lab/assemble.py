@@ -9,6 +9,7 @@ filled from the data module's contract (:class:`~seq2seq_lab.data.contract.DataC
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -21,6 +22,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from seq2seq_lab.checkpoints import load_checkpoint
 from seq2seq_lab.errors import ConfigError
 from seq2seq_lab.validation import validate_config
+
+log = logging.getLogger(__name__)
 
 
 def missing_keys(node: DictConfig) -> list[str]:
@@ -56,8 +59,35 @@ def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
     return instantiate(cfg.data, _convert_="all")
 
 
+def resolve_auto_positions(cfg: DictConfig) -> None:
+    """Replace ``model.positions=auto`` by what this machine's training budget calls for (in place).
+
+    Column encodings (:mod:`seq2seq_lab.models.positions`) let an attention decoder leave the
+    initial plateau in fewer steps, and cost a little accuracy at the end of a long run. ``auto``
+    turns them on where the run trains in fp32 on CPU (``trainer.precision`` as ``auto`` resolves
+    it on a CPU without bf16 instructions), whose time budget holds less than half the steps of
+    bf16; off elsewhere. The choice is logged and, being written into the config, stored in the
+    checkpoint's ``run_config``, so the model rebuilds alike on any machine.
+    """
+    if str(cfg.model.get("positions")) != "auto":
+        return
+    import torch
+
+    from seq2seq_lab.precision import resolve_precision
+
+    accelerator = str(cfg.trainer.get("accelerator", "cpu"))
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    precision = resolve_precision(cfg.trainer.get("precision"), accelerator)
+    chosen = on_cpu and precision in ("32-true", "32")
+    log.info("model.positions=auto: %s (training in %s on %s)", str(chosen).lower(), precision,
+             "CPU" if on_cpu else "GPU")
+    with open_dict(cfg.model):
+        cfg.model.positions = chosen
+
+
 def build_system(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:
     """Model and system; fills the config's ``???`` model and system keys from the data module."""
+    resolve_auto_positions(cfg)
     fill_from_data(cfg.model, "model", datamodule, config_values=True)
     objects = fill_from_data(cfg.system, "system", datamodule, config_values=False)
     model = instantiate(cfg.model, _convert_="all")

@@ -189,6 +189,8 @@ class CRNNEncoder(nn.Module):
         super().__init__()
         if batch_norm not in BATCH_NORM:
             raise ValueError(f"batch_norm must be one of {sorted(BATCH_NORM)}, got {batch_norm!r}")
+        if not isinstance(positions, bool):  # "auto" is the config's to resolve (assemble.resolve_auto_positions)
+            raise ValueError(f"positions must be true or false, got {positions!r}")
         if height < 32 or height % 16:
             raise ValueError(f"height must be a multiple of 16 and >= 32, got {height}")
         if width_mult <= 0 or rnn_hidden < 1 or rnn_layers < 1 or channels < 1:

@@ -257,7 +257,6 @@ def test_export_without_validation_lines_names_them_and_keeps_nothing(checkpoint
     assert "verify" not in summary and Path(summary["path"]).is_file()
 
 
-
 _EXPORT_AT_ANY_WIDTH = """
 import sys, numpy as np, onnxruntime as ort, torch
 from seq2seq_lab.data.contract import DataContract

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seq2seq_lab.checkpoints import load_checkpoint
 from seq2seq_lab.errors import ConfigError
+from seq2seq_lab.precision import PRECISIONS, resolve_precision, uses_gpu
 from seq2seq_lab.validation import validate_config
 
 log = logging.getLogger(__name__)
@@ -71,16 +72,11 @@ def resolve_auto_positions(cfg: DictConfig) -> None:
     """
     if str(cfg.model.get("positions")) != "auto":
         return
-    import torch
-
-    from seq2seq_lab.precision import resolve_precision
-
-    accelerator = str(cfg.trainer.get("accelerator", "cpu"))
-    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    accelerator = cfg.trainer.get("accelerator", "cpu")
+    gpu = uses_gpu(accelerator)
     precision = resolve_precision(cfg.trainer.get("precision"), accelerator)
-    chosen = on_cpu and precision in ("32-true", "32")
-    log.info("model.positions=auto: %s (training in %s on %s)", str(chosen).lower(), precision,
-             "CPU" if on_cpu else "GPU")
+    chosen = not gpu and PRECISIONS.get(precision) == "32-true"
+    log.info("model.positions=auto: %s (training in %s on %s)", str(chosen).lower(), precision, "GPU" if gpu else "CPU")
     with open_dict(cfg.model):
         cfg.model.positions = chosen
 

@@ -45,7 +45,7 @@ from seq2seq_lab.models.seq2seq import Seq2Seq
 from seq2seq_lab.models.quantize import quantize_conv_stack
 
 __all__ = ["PRECISIONS", "QUANTIZATIONS", "calibration_images", "cpu_has_bf16", "precision_plugin",
-           "quantize_system", "resolve_precision", "resolve_trainer_precision"]
+           "quantize_system", "resolve_precision", "resolve_trainer_precision", "uses_gpu"]
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +73,16 @@ def cpu_has_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
+def uses_gpu(accelerator: str) -> bool:
+    """Whether a trainer's ``accelerator`` setting trains on a GPU here (``auto``: where CUDA is available)."""
+    return str(accelerator) in ("gpu", "cuda") or (str(accelerator) == "auto" and torch.cuda.is_available())
+
+
 def resolve_precision(precision: str | int | None, accelerator: str = "cpu", key: str = "trainer.precision") -> str:
     """``precision`` itself, or for ``auto`` (and None) what this machine runs natively (module docstring)."""
     if precision is not None and str(precision) != "auto":
         return str(precision)
-    gpu = str(accelerator) in ("gpu", "cuda") or (str(accelerator) == "auto" and torch.cuda.is_available())
-    if gpu:
+    if uses_gpu(accelerator):
         chosen = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
         why = "the GPU has bf16" if chosen == "bf16-mixed" else "the GPU lacks bf16"
     else:

@@ -281,7 +281,8 @@ def test_ctc_model_overfits_a_tiny_corpus(tiny_corpus, tmp_path):
 # --- variable widths -----------------------------------------------------------------------------
 def _random_system(kind: str, width: int):
     """A randomly initialised OCR system (eval mode) over grayscale lines up to ``width`` pixels;
-    ``kind`` an attention (``+positions``: with column encodings on the memory) or ``ctc``."""
+    ``kind`` an attention (``+positions``: with column encodings on the memory; ``+keys``: on the
+    attention's keys only) or ``ctc``."""
     from seq2seq_lab.data.tokenizer import Tokenizer
     from seq2seq_lab.systems import CTCSystem, OCRSystem
 
@@ -291,11 +292,12 @@ def _random_system(kind: str, width: int):
                          optimizer=torch.optim.Adam).eval()
     attention, _, positions = kind.partition("+")
     model = CRNNAttention(8, tokenizer.vocab_size, channels=1, width=width, hidden_dim=32, embed_dim=8,
-                          attention=attention, positions=bool(positions), **SLIM)
+                          attention=attention, positions={"": False, "positions": True, "keys": "keys"}[positions],
+                          **SLIM)
     return OCRSystem(model, tokenizer, optimizer=torch.optim.Adam).eval()
 
 
-@pytest.mark.parametrize("kind", ["position", "mlp", "mlp+positions", "ctc"])
+@pytest.mark.parametrize("kind", ["position", "mlp", "mlp+positions", "mlp+keys", "ctc"])
 def test_a_prediction_does_not_depend_on_the_padding_of_its_batch(kind):
     from seq2seq_lab.data.ocr.widths import pad_batch
 
@@ -338,6 +340,36 @@ def test_column_encodings_depend_on_the_column_alone():
     with torch.no_grad():
         added = placed(images)[0] - plain(images)[0]  # the same weights: only the encodings differ
     assert torch.allclose(added, sinusoid_positions(31, added.size(2)).expand_as(added), atol=1e-5)
+
+
+@pytest.mark.parametrize("attention", ["mlp", "general"])
+def test_key_encodings_steer_the_attention_but_stay_out_of_the_context(attention):
+    """``positions="keys"``: the encoder's memory is untouched, the attention scores ``memory + P``,
+    and the context is a weighted sum of the memory alone. On a memory whose columns are all alike,
+    the weights still differ by column while the context is that column exactly."""
+    from seq2seq_lab.models.cells import StackedCell
+
+    torch.manual_seed(0)
+    plain = _random_system(attention, width=120).net
+    torch.manual_seed(0)
+    keyed = _random_system(f"{attention}+keys", width=120).net
+    images = torch.rand(2, 1, 32, 120)
+    decoder = keyed.decoder
+    with torch.no_grad():
+        assert torch.equal(keyed.encoder(images)[0], plain.encoder(images)[0])
+        k = keyed.encoder.output_dim
+        memory = torch.randn(2, 1, k).expand(2, 31, k)  # (B, T, K): every column alike
+        mask, summary = torch.ones(2, 31, dtype=torch.bool), torch.randn(2, k)
+        state = decoder.initial_state(summary)
+        query = StackedCell.top(state)
+        keys = decoder.keys(memory)
+        context, weights = decoder.attention(query, keys, mask, decoder.attention.precompute(keys), values=memory)
+        _, flat = plain.decoder.attention(query, memory, mask)
+    assert weights.std(dim=1).min() > 1e-4 and flat.std(dim=1).max() < 1e-6  # the encodings set the weights
+    assert torch.allclose(context, memory[:, 0], atol=1e-5)  # and are not in the context
+    assert not torch.allclose(context, keys[:, 0], atol=1e-2)
+    with pytest.raises(ValueError, match="positions must be true, false or 'keys', got 'auto'"):
+        CRNNAttention(8, 12, channels=1, width=120, positions="auto", **SLIM)
 
 
 def test_position_attention_slots_follow_the_maximum_width(tmp_path):

@@ -3,7 +3,8 @@
 Every module maps ``(query (B, Q), keys (B, T, K), mask (B, T))`` to
 ``(context (B, C), weights (B, T))``: the weights sum to 1 over the valid
 positions (``mask`` True) and are 0 where masked. ``C`` is ``K``, or 0 for
-``none``. Modules whose key-side work does not depend on the query do it once per
+``none``. The context sums the keys themselves, or ``values (B, T, K)`` when given
+(keys that carry more than the context should, e.g. column encodings). Modules whose key-side work does not depend on the query do it once per
 sequence in :meth:`Attention.precompute`; the decoder passes the result back
 as ``cache`` at every step.
 
@@ -80,11 +81,12 @@ class Attention(nn.Module):
         keys: torch.Tensor,
         mask: torch.Tensor | None = None,
         cache: torch.Tensor | None = None,
+        values: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if cache is None:
             cache = self.precompute(keys)
         weights = masked_softmax(self.score(query, keys, cache), mask)
-        return weighted_sum(weights, keys), weights
+        return weighted_sum(weights, keys if values is None else values), weights
 
 
 @register("none")
@@ -95,7 +97,7 @@ class NoAttention(Attention):
     def context_dim(self) -> int:
         return 0
 
-    def forward(self, query, keys, mask=None, cache=None):
+    def forward(self, query, keys, mask=None, cache=None, values=None):
         batch, steps = keys.shape[:2]
         return keys.new_zeros(batch, 0), keys.new_zeros(batch, steps)
 

@@ -10,6 +10,7 @@ from torch import nn
 from seq2seq_lab.models.attention import Attention, build_attention
 from seq2seq_lab.models.cells import LayerState, StackedCell
 from seq2seq_lab.models.feedback import OutputFeedback, TokenFeedback
+from seq2seq_lab.models.positions import sinusoid_positions
 
 
 class RecurrentDecoder(nn.Module):
@@ -17,12 +18,15 @@ class RecurrentDecoder(nn.Module):
 
     At step ``t``, with ``s`` the state after step ``t-1``::
 
-        context, weights = attention(top(s), memory, mask)
+        context, weights = attention(top(s), keys, mask, values=memory)
         h, s = cells([prev; context; summary if peek], s)
         output = W [h; context]            (W h without output_context; h itself without projection)
 
     ``prev`` is the fed-back previous output (see :mod:`feedback`): the target
-    under teacher forcing, else the model's own prediction.
+    under teacher forcing, else the model's own prediction. ``keys`` is ``memory``,
+    or with ``key_positions`` ``memory + P`` (sinusoidal encodings of the memory
+    index, :func:`~seq2seq_lab.models.positions.sinusoid_positions`): the attention can
+    then align by place from the start, while the context holds the memory alone.
 
     Args:
         feedback: :class:`TokenFeedback` (token targets) or :class:`OutputFeedback` (vectors).
@@ -39,6 +43,8 @@ class RecurrentDecoder(nn.Module):
             layer must have ``output_dim`` units and its output is the step's output.
         output_context: with ``output_projection``, whether the context joins ``h`` in
             the projection (Luong); False projects ``h`` alone, as the OCR reference does.
+        key_positions: add column encodings to the keys the attention scores (not to
+            the values it sums); no parameters.
     """
 
     def __init__(
@@ -55,8 +61,10 @@ class RecurrentDecoder(nn.Module):
         bridge: bool = True,
         output_projection: bool = True,
         output_context: bool = True,
+        key_positions: bool = False,
     ):
         super().__init__()
+        self.key_positions = key_positions
         self.hidden_sizes = list(hidden_sizes)
         top = self.hidden_sizes[-1]
         self.feedback = feedback
@@ -83,6 +91,12 @@ class RecurrentDecoder(nn.Module):
             hidden = list(torch.tanh(self.bridge(summary)).split(self.hidden_sizes, dim=-1))
         return self.cells.initial_state(hidden)
 
+    def keys(self, memory: torch.Tensor) -> torch.Tensor:
+        """What the attention scores: ``memory (B, T, K)``, plus column encodings with ``key_positions``."""
+        if not self.key_positions:
+            return memory
+        return memory + sinusoid_positions(memory.size(1), memory.size(2), memory.device, memory.dtype)
+
     def step(
         self,
         prev: torch.Tensor,
@@ -91,9 +105,16 @@ class RecurrentDecoder(nn.Module):
         mask: torch.Tensor,
         summary: torch.Tensor,
         cache: torch.Tensor | None,
+        keys: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, list[LayerState]]:
-        """One step: ``prev (B, E)`` -> ``output (B, V)``, ``weights (B, T)``, new state."""
-        context, weights = self.attention(StackedCell.top(state), memory, mask, cache)
+        """One step: ``prev (B, E)`` -> ``output (B, V)``, ``weights (B, T)``, new state.
+
+        ``keys (B, T, K)``: :meth:`keys` of the memory (default: the memory itself);
+        ``cache``: the attention's ``precompute`` of them."""
+        if keys is None or keys is memory:
+            context, weights = self.attention(StackedCell.top(state), memory, mask, cache)
+        else:  # scored with encodings, summed without
+            context, weights = self.attention(StackedCell.top(state), keys, mask, cache, values=memory)
         parts = [prev, context, summary] if self.peek else [prev, context]
         hidden, state = self.cells(torch.cat(parts, dim=-1), state)
         if self.output is None:
@@ -136,12 +157,13 @@ class RecurrentDecoder(nn.Module):
         steps = targets.size(1) if targets is not None else max_length
         batch = memory.size(0)
         state = self.initial_state(summary)
-        cache = self.attention.precompute(memory)
+        keys = self.keys(memory)
+        cache = self.attention.precompute(keys)
         prev = self.feedback.start(batch, memory.device)
         finished = torch.zeros(batch, dtype=torch.bool, device=memory.device)
         outputs, weights = [], []
         for t in range(steps):
-            output, w, state = self.step(prev, state, memory, mask, summary, cache)
+            output, w, state = self.step(prev, state, memory, mask, summary, cache, keys)
             outputs.append(output)
             weights.append(w)
             if t + 1 == steps:

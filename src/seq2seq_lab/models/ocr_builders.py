@@ -74,7 +74,7 @@ def CRNNAttention(
     channels_last: bool = False,
     batch_norm: str = "reference",
     ctc_head: bool = False,
-    positions: bool = False,
+    positions: bool | str = False,
 ) -> Seq2Seq:
     """CRNN encoder + the :class:`RecurrentDecoder` in token mode:
     ``images (B, channels, height, width) -> logits (B, output_length, output_dim)``.
@@ -95,12 +95,16 @@ def CRNNAttention(
         output_context: project ``[h; context]`` (Luong) instead of ``h`` alone (the reference).
         ctc_head: add a :class:`CTCHead` on the encoder memory (``(K + 1) V`` parameters) for
             the OCR system's auxiliary CTC loss (``system.ctc_weight``).
-        positions: add sinusoidal column encodings to the encoder memory (see :class:`CRNNEncoder`).
+        positions: add sinusoidal column encodings to the encoder memory (``True``, see
+            :class:`CRNNEncoder`), or ``"keys"``: only to the keys the attention scores, so the
+            context the decoder reads holds no encodings (see :class:`RecurrentDecoder`).
     """
     check_arguments(output_length=output_length, output_dim=output_dim, hidden_dim=hidden_dim, embed_dim=embed_dim,
                     depth=depth, teacher_force=teacher_force, cell=cell)
+    if positions not in (True, False, "keys"):  # "auto" is the config's to resolve (assemble.resolve_auto_positions)
+        raise ValueError(f"positions must be true, false or 'keys', got {positions!r}")
     encoder = _encoder(channels, height, width, width_mult, rnn_hidden, rnn_layers, encoder_cell, dropout,
-                       channels_last, batch_norm, positions)
+                       channels_last, batch_norm, positions is True)
     columns = encoder.columns(width)
     decoder = RecurrentDecoder(
         TokenFeedback(output_dim, embed_dim),
@@ -112,6 +116,7 @@ def CRNNAttention(
         attention=_with_slots(attention, columns, input_length),
         dropout=dropout,
         output_context=output_context,
+        key_positions=positions == "keys",
     )
     head = CTCHead(encoder.output_dim, output_dim) if ctc_head else None
     return Seq2Seq(encoder, decoder, output_length, float(teacher_force), ctc_head=head)

@@ -64,7 +64,8 @@ def beam(
     batch, width = memory.size(0), beam_width
     memory, mask, summary = (x.repeat_interleave(width, dim=0) for x in (memory, mask, summary))
     state = decoder.initial_state(summary)
-    cache = decoder.attention.precompute(memory)
+    keys = decoder.keys(memory)
+    cache = decoder.attention.precompute(keys)
     prev = decoder.feedback.start(batch * width, memory.device)
     scores = torch.full((batch, width), float("-inf"), device=memory.device)
     scores[:, 0] = 0.0  # all beams start identical: keep one
@@ -73,7 +74,7 @@ def beam(
     lengths = torch.zeros(batch * width, device=memory.device)
     base = (torch.arange(batch, device=memory.device) * width).unsqueeze(1)
     for _ in range(max_length):
-        output, _, state = decoder.step(prev, state, memory, mask, summary, cache)
+        output, _, state = decoder.step(prev, state, memory, mask, summary, cache, keys)
         log_probs = output.float().log_softmax(-1)  # (B*W, V)
         vocab = log_probs.size(-1)
         log_probs[finished] = float("-inf")

@@ -4,9 +4,10 @@ Every module maps ``(query (B, Q), keys (B, T, K), mask (B, T))`` to
 ``(context (B, C), weights (B, T))``: the weights sum to 1 over the valid
 positions (``mask`` True) and are 0 where masked. ``C`` is ``K``, or 0 for
 ``none``. The context sums the keys themselves, or ``values (B, T, K)`` when given
-(keys that carry more than the context should, e.g. column encodings). Modules whose key-side work does not depend on the query do it once per
-sequence in :meth:`Attention.precompute`; the decoder passes the result back
-as ``cache`` at every step.
+(keys that carry more than the context should, e.g. column encodings). Modules
+whose key-side work does not depend on the query do it once per sequence in
+:meth:`Attention.precompute`; the decoder passes the result back as ``cache`` at
+every step.
 
 Adding a type: write a subclass here, decorate it with ``@register("name")``,
 and add ``conf/model/attention/name.yaml``.

@@ -346,8 +346,10 @@ def test_column_encodings_depend_on_the_column_alone():
 def test_key_encodings_steer_the_attention_but_stay_out_of_the_context(attention):
     """``positions="keys"``: the encoder's memory is untouched, the attention scores ``memory + P``,
     and the context is a weighted sum of the memory alone. On a memory whose columns are all alike,
-    the weights still differ by column while the context is that column exactly."""
+    the weights still differ by column while the context is that column exactly, so the decoder
+    (same weights) answers as the one without encodings, in teacher-forced, greedy and beam decoding."""
     from seq2seq_lab.models.cells import StackedCell
+    from seq2seq_lab.models.search import beam
 
     torch.manual_seed(0)
     plain = _random_system(attention, width=120).net
@@ -365,7 +367,17 @@ def test_key_encodings_steer_the_attention_but_stay_out_of_the_context(attention
         keys = decoder.keys(memory)
         context, weights = decoder.attention(query, keys, mask, decoder.attention.precompute(keys), values=memory)
         _, flat = plain.decoder.attention(query, memory, mask)
+        targets = torch.randint(4, 12, (2, 5))
+        forced, forced_weights = decoder(memory, mask, summary, targets)
+        forced_plain, _ = plain.decoder(memory, mask, summary, targets)
+        free, _ = decoder(memory, mask, summary, max_length=5)
+        free_plain, _ = plain.decoder(memory, mask, summary, max_length=5)
+        beamed = beam(decoder, memory, mask, summary, max_length=5, eos_id=3, beam_width=3)[0]
+        beamed_plain = beam(plain.decoder, memory, mask, summary, max_length=5, eos_id=3, beam_width=3)[0]
     assert weights.std(dim=1).min() > 1e-4 and flat.std(dim=1).max() < 1e-6  # the encodings set the weights
+    assert forced_weights.std(dim=2).min() > 1e-4
+    assert torch.allclose(forced, forced_plain, atol=1e-5) and torch.allclose(free, free_plain, atol=1e-5)
+    assert torch.equal(beamed, beamed_plain)
     assert torch.allclose(context, memory[:, 0], atol=1e-5)  # and are not in the context
     assert not torch.allclose(context, keys[:, 0], atol=1e-2)
     with pytest.raises(ValueError, match="positions must be true, false or 'keys', got 'auto'"):

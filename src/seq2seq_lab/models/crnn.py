@@ -22,7 +22,7 @@ from torch import nn
 
 from seq2seq_lab.models.cells import check_cell
 from seq2seq_lab.models.encoders import lengths_to_mask, run_packed
-from seq2seq_lab.models.positions import sinusoid_positions
+from seq2seq_lab.models.positions import add_positions
 
 __all__ = ["BATCH_NORM", "CONV_CHANNELS", "CRNNEncoder", "MaxPool2x2", "RIGHT_MARGIN", "conv_columns", "reverse_valid"]
 
@@ -238,7 +238,7 @@ class CRNNEncoder(nn.Module):
         for i, layer in enumerate(self.rnns):
             x = layer(self.dropout(x) if i else x, lengths)
         if self.positions:
-            x = x + sinusoid_positions(steps, x.size(2), x.device, x.dtype)
+            x = add_positions(x)
         mask = lengths_to_mask(lengths, batch, steps, x.device)  # (B, T')
         if lengths is None:
             summary = x.mean(1)

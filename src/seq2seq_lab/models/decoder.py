@@ -10,7 +10,7 @@ from torch import nn
 from seq2seq_lab.models.attention import Attention, build_attention
 from seq2seq_lab.models.cells import LayerState, StackedCell
 from seq2seq_lab.models.feedback import OutputFeedback, TokenFeedback
-from seq2seq_lab.models.positions import sinusoid_positions
+from seq2seq_lab.models.positions import add_positions
 
 
 class RecurrentDecoder(nn.Module):
@@ -93,9 +93,7 @@ class RecurrentDecoder(nn.Module):
 
     def keys(self, memory: torch.Tensor) -> torch.Tensor:
         """What the attention scores: ``memory (B, T, K)``, plus column encodings with ``key_positions``."""
-        if not self.key_positions:
-            return memory
-        return memory + sinusoid_positions(memory.size(1), memory.size(2), memory.device, memory.dtype)
+        return add_positions(memory) if self.key_positions else memory
 
     def step(
         self,
@@ -111,10 +109,8 @@ class RecurrentDecoder(nn.Module):
 
         ``keys (B, T, K)``: :meth:`keys` of the memory (default: the memory itself);
         ``cache``: the attention's ``precompute`` of them."""
-        if keys is None or keys is memory:
-            context, weights = self.attention(StackedCell.top(state), memory, mask, cache)
-        else:  # scored with encodings, summed without
-            context, weights = self.attention(StackedCell.top(state), keys, mask, cache, values=memory)
+        keys = memory if keys is None else keys
+        context, weights = self.attention(StackedCell.top(state), keys, mask, cache, values=memory)
         parts = [prev, context, summary] if self.peek else [prev, context]
         hidden, state = self.cells(torch.cat(parts, dim=-1), state)
         if self.output is None:

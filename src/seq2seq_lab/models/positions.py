@@ -6,7 +6,7 @@ import math
 
 import torch
 
-__all__ = ["sinusoid_positions"]
+__all__ = ["add_positions", "sinusoid_positions"]
 
 
 def sinusoid_positions(steps: int, dim: int, device: torch.device | None = None,
@@ -19,3 +19,8 @@ def sinusoid_positions(steps: int, dim: int, device: torch.device | None = None,
     angles = position * rates  # (T, ceil(dim / 2))
     table = torch.stack([angles.sin(), angles.cos()], dim=2).flatten(1)[:, :dim]  # (T, dim)
     return table.to(dtype)
+
+
+def add_positions(x: torch.Tensor) -> torch.Tensor:
+    """``x (B, T, K)`` plus the encodings of its ``T`` steps, in its dtype and device."""
+    return x + sinusoid_positions(x.size(1), x.size(2), x.device, x.dtype)

@@ -282,7 +282,7 @@ def test_ctc_model_overfits_a_tiny_corpus(tiny_corpus, tmp_path):
 def _random_system(kind: str, width: int):
     """A randomly initialised OCR system (eval mode) over grayscale lines up to ``width`` pixels;
     ``kind`` an attention (``+positions``: with column encodings on the memory; ``+keys``: on the
-    attention's keys only) or ``ctc``."""
+    attention's keys only; ``+concat``: appended to the memory) or ``ctc``."""
     from seq2seq_lab.data.tokenizer import Tokenizer
     from seq2seq_lab.systems import CTCSystem, OCRSystem
 
@@ -292,12 +292,12 @@ def _random_system(kind: str, width: int):
                          optimizer=torch.optim.Adam).eval()
     attention, _, positions = kind.partition("+")
     model = CRNNAttention(8, tokenizer.vocab_size, channels=1, width=width, hidden_dim=32, embed_dim=8,
-                          attention=attention, positions={"": False, "positions": True, "keys": "keys"}[positions],
+                          attention=attention, positions={"": False, "positions": True, "keys": "keys", "concat": "concat"}[positions],
                           **SLIM)
     return OCRSystem(model, tokenizer, optimizer=torch.optim.Adam).eval()
 
 
-@pytest.mark.parametrize("kind", ["position", "mlp", "mlp+positions", "mlp+keys", "ctc"])
+@pytest.mark.parametrize("kind", ["position", "mlp", "mlp+positions", "mlp+keys", "mlp+concat", "ctc"])
 def test_a_prediction_does_not_depend_on_the_padding_of_its_batch(kind):
     from seq2seq_lab.data.ocr.widths import pad_batch
 
@@ -342,6 +342,27 @@ def test_column_encodings_depend_on_the_column_alone():
     assert torch.allclose(added, sinusoid_positions(31, added.size(2)).expand_as(added), atol=1e-5)
 
 
+def test_concatenated_encodings_are_features_of_their_own():
+    """``positions="concat"``: the memory is the plain encoder's features, then the encodings."""
+    from seq2seq_lab.models.positions import CONCAT_DIM, sinusoid_positions
+
+    torch.manual_seed(0)
+    plain = _random_system("mlp", width=120).net.encoder
+    torch.manual_seed(0)
+    system = _random_system("mlp+concat", width=120)
+    placed = system.net.encoder
+    assert placed.output_dim == plain.output_dim + CONCAT_DIM
+    assert system.net.decoder.attention.context_dim == placed.output_dim
+    images = torch.rand(2, 1, 32, 120)
+    with torch.no_grad():
+        memory, _, summary = placed(images)
+        features = plain(images)[0]
+    assert memory.shape == (2, 31, plain.output_dim + CONCAT_DIM)
+    assert torch.allclose(memory[..., : plain.output_dim], features, atol=1e-6)
+    assert torch.equal(memory[..., plain.output_dim :], sinusoid_positions(31, CONCAT_DIM).expand(2, -1, -1))
+    assert summary.shape == (2, placed.output_dim)
+
+
 @pytest.mark.parametrize("attention", ["mlp", "general"])
 def test_key_encodings_steer_the_attention_but_stay_out_of_the_context(attention):
     """``positions="keys"``: the encoder's memory is untouched, the attention scores ``memory + P``,
@@ -380,7 +401,7 @@ def test_key_encodings_steer_the_attention_but_stay_out_of_the_context(attention
     assert torch.equal(beamed, beamed_plain)
     assert torch.allclose(context, memory[:, 0], atol=1e-5)  # and are not in the context
     assert not torch.allclose(context, keys[:, 0], atol=1e-2)
-    with pytest.raises(ValueError, match="positions must be true, false or 'keys', got 'auto'"):
+    with pytest.raises(ValueError, match="positions must be true, false, 'keys' or 'concat', got 'auto'"):
         CRNNAttention(8, 12, channels=1, width=120, positions="auto", **SLIM)
 
 
@@ -508,7 +529,7 @@ def test_explicit_column_encodings_win_and_a_bad_value_is_refused(tiny_corpus, t
 
     monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset({"avx2"}))
     assert _built(tiny_corpus, tmp_path, ["model.positions=false"]).net.encoder.positions is False
-    with pytest.raises(ValueError, match="positions must be true or false, got 'auto'"):
+    with pytest.raises(ValueError, match="positions must be true, false or 'concat', got 'auto'"):
         CRNNEncoder(channels=1, width_mult=0.25, rnn_hidden=16, positions="auto")
     cfg = compose_config("train", ["experiment=ocr_crnn_attention", "model.positions=maybe"], tmp_path)
     with pytest.raises(ConfigError, match="model.positions"):

@@ -74,7 +74,7 @@ def teacher_forcing(v: Any) -> bool:
 RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     *((f"model.{name}", ok, allowed) for name, (ok, allowed) in MODEL_RULES.items()),  # the builders' own rules
     ("model.attention", attention, f"one of {', '.join(ATTENTIONS)} (model/attention=NAME)"),
-    ("model.positions", lambda v: isinstance(v, bool) or v in ("auto", "keys"), "true, false, keys or auto"),
+    ("model.positions", lambda v: isinstance(v, bool) or v in ("auto", "keys", "concat"), "true, false, keys, concat or auto"),
     ("data.batch_size", positive_int, "an integer >= 1"),
     ("data.eval_batch_size", optional_positive_int, "null or an integer >= 1"),
     ("data.num_workers", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),

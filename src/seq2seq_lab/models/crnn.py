@@ -22,7 +22,7 @@ from torch import nn
 
 from seq2seq_lab.models.cells import check_cell
 from seq2seq_lab.models.encoders import lengths_to_mask, run_packed
-from seq2seq_lab.models.positions import add_positions
+from seq2seq_lab.models.positions import CONCAT_DIM, add_positions, concat_positions
 
 __all__ = ["BATCH_NORM", "CONV_CHANNELS", "CRNNEncoder", "MaxPool2x2", "RIGHT_MARGIN", "conv_columns", "reverse_valid"]
 
@@ -163,8 +163,10 @@ class CRNNEncoder(nn.Module):
             reference) or ``all`` (on every conv: trains out of the initial plateau
             far sooner; ``5 * 2 * C'`` more parameters).
         positions: add sinusoidal encodings of the column index to the memory
-            (:func:`~seq2seq_lab.models.positions.sinusoid_positions`), so an attention
-            decoder can tell the columns apart by place before it can by content.
+            (``True``; :func:`~seq2seq_lab.models.positions.sinusoid_positions`), so an attention
+            decoder can tell the columns apart by place before it can by content; ``"concat"``
+            appends them as :data:`~seq2seq_lab.models.positions.CONCAT_DIM` features of their own
+            instead (``K = rnn_hidden + CONCAT_DIM``), leaving the BiLSTM's features as they are.
 
     ``input_lengths (B,)`` given to :meth:`forward` are content widths in pixels (the
     ``input_lengths`` of the OCR batches). With them the images get :data:`RIGHT_MARGIN`
@@ -184,13 +186,13 @@ class CRNNEncoder(nn.Module):
         dropout: float = 0.0,
         channels_last: bool = False,
         batch_norm: str = "reference",
-        positions: bool = False,
+        positions: bool | str = False,
     ):
         super().__init__()
         if batch_norm not in BATCH_NORM:
             raise ValueError(f"batch_norm must be one of {sorted(BATCH_NORM)}, got {batch_norm!r}")
-        if not isinstance(positions, bool):  # "auto" is the config's to resolve (assemble.resolve_auto_positions)
-            raise ValueError(f"positions must be true or false, got {positions!r}")
+        if positions not in (True, False, "concat"):  # "auto" is the config's to resolve (assemble.resolve_auto_positions)
+            raise ValueError(f"positions must be true, false or 'concat', got {positions!r}")
         if height < 32 or height % 16:
             raise ValueError(f"height must be a multiple of 16 and >= 32, got {height}")
         if width_mult <= 0 or rnn_hidden < 1 or rnn_layers < 1 or channels < 1:
@@ -205,7 +207,7 @@ class CRNNEncoder(nn.Module):
         sizes = [widths[-1]] + [rnn_hidden] * rnn_layers
         self.rnns = nn.ModuleList(_BiRNN(cell, i, rnn_hidden, rnn_hidden) for i in sizes[:-1])
         self.dropout = nn.Dropout(dropout)
-        self.output_dim = rnn_hidden
+        self.output_dim = rnn_hidden + (CONCAT_DIM if positions == "concat" else 0)
         self.positions = positions
 
     @staticmethod
@@ -237,7 +239,9 @@ class CRNNEncoder(nn.Module):
         lengths = None if input_lengths is None else conv_columns(input_lengths).clamp(1, steps)
         for i, layer in enumerate(self.rnns):
             x = layer(self.dropout(x) if i else x, lengths)
-        if self.positions:
+        if self.positions == "concat":
+            x = concat_positions(x)
+        elif self.positions:
             x = add_positions(x)
         mask = lengths_to_mask(lengths, batch, steps, x.device)  # (B, T')
         if lengths is None:

@@ -97,14 +97,15 @@ def CRNNAttention(
             the OCR system's auxiliary CTC loss (``system.ctc_weight``).
         positions: add sinusoidal column encodings to the encoder memory (``True``, see
             :class:`CRNNEncoder`), or ``"keys"``: only to the keys the attention scores, so the
-            context the decoder reads holds no encodings (see :class:`RecurrentDecoder`).
+            context the decoder reads holds no encodings (see :class:`RecurrentDecoder`), or
+            ``"concat"``: appended to the memory as features of their own (see :class:`CRNNEncoder`).
     """
     check_arguments(output_length=output_length, output_dim=output_dim, hidden_dim=hidden_dim, embed_dim=embed_dim,
                     depth=depth, teacher_force=teacher_force, cell=cell)
-    if positions not in (True, False, "keys"):  # "auto" is the config's to resolve (assemble.resolve_auto_positions)
-        raise ValueError(f"positions must be true, false or 'keys', got {positions!r}")
+    if positions not in (True, False, "keys", "concat"):  # "auto" is the config's to resolve (assemble.resolve_auto_positions)
+        raise ValueError(f"positions must be true, false, 'keys' or 'concat', got {positions!r}")
     encoder = _encoder(channels, height, width, width_mult, rnn_hidden, rnn_layers, encoder_cell, dropout,
-                       channels_last, batch_norm, positions is True)
+                       channels_last, batch_norm, positions if positions in (True, "concat") else False)
     columns = encoder.columns(width)
     decoder = RecurrentDecoder(
         TokenFeedback(output_dim, embed_dim),

@@ -6,7 +6,10 @@ import math
 
 import torch
 
-__all__ = ["add_positions", "sinusoid_positions"]
+__all__ = ["CONCAT_DIM", "add_positions", "concat_positions", "sinusoid_positions"]
+
+# features of the encodings that ``concat_positions`` appends
+CONCAT_DIM = 32
 
 
 def sinusoid_positions(steps: int, dim: int, device: torch.device | None = None,
@@ -24,3 +27,10 @@ def sinusoid_positions(steps: int, dim: int, device: torch.device | None = None,
 def add_positions(x: torch.Tensor) -> torch.Tensor:
     """``x (B, T, K)`` plus the encodings of its ``T`` steps, in its dtype and device."""
     return x + sinusoid_positions(x.size(1), x.size(2), x.device, x.dtype)
+
+
+def concat_positions(x: torch.Tensor, dim: int = CONCAT_DIM) -> torch.Tensor:
+    """``x (B, T, K)`` with the ``dim``-feature encodings of its ``T`` steps appended:
+    ``(B, T, K + dim)``. Unlike :func:`add_positions` the features of ``x`` stay as they are."""
+    table = sinusoid_positions(x.size(1), dim, x.device, x.dtype)  # (T, dim)
+    return torch.cat([x, table.expand(x.size(0), -1, -1)], dim=2)

@@ -501,9 +501,9 @@ def _built(tiny_corpus, tmp_path, overrides: list[str]):
 
 
 @pytest.mark.parametrize("flags, precision, accelerator, expected", [
-    ({"avx2", "fma"}, "auto", "cpu", True),               # no bf16: fp32, few steps in the budget
+    ({"avx2", "fma"}, "auto", "cpu", "concat"),           # no bf16: fp32, few steps in the budget
     ({"avx2", "avx512_bf16", "amx_bf16"}, "auto", "cpu", False),  # bf16-mixed
-    ({"avx2", "amx_bf16"}, "32-true", "cpu", True),        # fp32 asked for on a bf16 CPU
+    ({"avx2", "amx_bf16"}, "32-true", "cpu", "concat"),    # fp32 asked for on a bf16 CPU
     ({"avx2", "fma"}, "32-true", "gpu", False),            # a GPU's budget holds many steps
 ])
 def test_auto_column_encodings_follow_the_training_precision(flags, precision, accelerator, expected,
@@ -516,10 +516,10 @@ def test_auto_column_encodings_follow_the_training_precision(flags, precision, a
     cfg = OmegaConf.create({"model": {"positions": "auto"}, "trainer": {"precision": precision,
                                                                        "accelerator": accelerator}})
     resolve_auto_positions(cfg)
-    assert cfg.model.positions is expected
+    assert cfg.model.positions == expected and type(cfg.model.positions) is type(expected)
     if accelerator == "cpu":  # built from a config, the checkpoint's run_config holds the choice, not "auto"
         system = _built(tiny_corpus, tmp_path, ["model.positions=auto", f"trainer.precision={precision}"])
-        assert system.net.encoder.positions is expected and system.run_config["model"]["positions"] is expected
+        assert system.net.encoder.positions == expected and system.run_config["model"]["positions"] == expected
 
 
 def test_explicit_column_encodings_win_and_a_bad_value_is_refused(tiny_corpus, tmp_path, monkeypatch):

@@ -64,10 +64,10 @@ def resolve_auto_positions(cfg: DictConfig) -> None:
     """Replace ``model.positions=auto`` by what this machine's training budget calls for (in place).
 
     Column encodings (:mod:`seq2seq_lab.models.positions`) let an attention decoder leave the
-    initial plateau in fewer steps, and cost a little accuracy at the end of a long run. ``auto``
-    turns them on where the run trains in fp32 on CPU (``trainer.precision`` as ``auto`` resolves
-    it on a CPU without bf16 instructions), whose time budget holds less than half the steps of
-    bf16; off elsewhere. The choice is logged and, being written into the config, stored in the
+    initial plateau in fewer steps; a long run gains nothing from them. ``auto`` appends them to
+    the memory (``"concat"``) where the run trains in fp32 on CPU (``trainer.precision`` as ``auto``
+    resolves it on a CPU without bf16 instructions), whose time budget holds less than half the
+    steps of bf16; ``False`` elsewhere. The choice is logged and, being written into the config, stored in the
     checkpoint's ``run_config``, so the model rebuilds alike on any machine.
     """
     if str(cfg.model.get("positions")) != "auto":
@@ -75,7 +75,7 @@ def resolve_auto_positions(cfg: DictConfig) -> None:
     accelerator = cfg.trainer.get("accelerator", "cpu")
     gpu = uses_gpu(accelerator)
     precision = resolve_precision(cfg.trainer.get("precision"), accelerator)
-    chosen = not gpu and PRECISIONS.get(precision) == "32-true"
+    chosen = "concat" if not gpu and PRECISIONS.get(precision) == "32-true" else False
     log.info("model.positions=auto: %s (training in %s on %s)", str(chosen).lower(), precision, "GPU" if gpu else "CPU")
     with open_dict(cfg.model):
         cfg.model.positions = chosen

@@ -291,7 +291,8 @@ assert np.abs(onnx_log_probs - log_probs.numpy()).max() < 1e-4, "log-probabiliti
 @pytest.mark.parametrize("positions", ["true", "concat"])
 def test_column_encodings_export_for_any_width(positions, tmp_path):
     """ocr_zh_cpu's memory carries column encodings (added, or appended as on a CPU without bf16);
-    ONNX and TorchScript exports make them for each batch's width. Exporting twice from one system works: an export leaves the system's encoder alone.
+    ONNX and TorchScript exports make them for each batch's width. Exporting twice from one system
+    works: an export leaves the system's encoder alone.
     In a fresh interpreter, as ``python -m seq2seq_lab.export`` runs: after an MNIST export in the same
     process, torch.export fixes the width of an mlp-attention CRNN, with or without the encodings."""
     done = subprocess.run([sys.executable, "-c", _EXPORT_AT_ANY_WIDTH, str(tmp_path), positions], capture_output=True,

@@ -67,8 +67,8 @@ def resolve_auto_positions(cfg: DictConfig) -> None:
     initial plateau in fewer steps; a long run gains nothing from them. ``auto`` appends them to
     the memory (``"concat"``) where the run trains in fp32 on CPU (``trainer.precision`` as ``auto``
     resolves it on a CPU without bf16 instructions), whose time budget holds less than half the
-    steps of bf16; ``False`` elsewhere. The choice is logged and, being written into the config, stored in the
-    checkpoint's ``run_config``, so the model rebuilds alike on any machine.
+    steps of bf16; ``False`` elsewhere. The choice is logged and, being written into the config,
+    stored in the checkpoint's ``run_config``, so the model rebuilds alike on any machine.
     """
     if str(cfg.model.get("positions")) != "auto":
         return

@@ -3,7 +3,8 @@
 Rich's progress bar draws nothing into a file, so a long run would be silent until
 its first epoch ends. :class:`ProgressLines` logs one line every ``every_seconds``
 instead: epoch, step, images per second since the last line, the last training
-loss and the estimated time left at this pace (``trainer.max_time`` may end the run sooner).
+loss and the estimated time left: at this pace, or what ``trainer.max_time`` leaves when that is
+sooner.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import time
 
 import lightning as L
+from lightning.pytorch.callbacks import Timer
 
 __all__ = ["ProgressLines"]
 
@@ -23,6 +25,14 @@ log = logging.getLogger(__name__)
 def _batch_size(batch) -> int:
     inputs = batch.get("inputs") if isinstance(batch, dict) else None
     return int(inputs.shape[0]) if inputs is not None else 0
+
+
+def _time_left(trainer: L.Trainer) -> float | None:
+    """Seconds of training ``trainer.max_time`` leaves (its :class:`Timer` callback), or None without one."""
+    for callback in getattr(trainer, "callbacks", []):
+        if isinstance(callback, Timer):
+            return callback.time_remaining("train")
+    return None
 
 
 class ProgressLines(L.Callback):
@@ -54,6 +64,9 @@ class ProgressLines(L.Callback):
         rate = self._images / (now - self._last)
         step, total = trainer.global_step, trainer.estimated_stepping_batches
         eta = (now - self._start) / max(step, 1) * max(total - step, 0) if total and total != float("inf") else None
+        left = _time_left(trainer)
+        if left is not None:
+            eta = max(left, 0.0) if eta is None else min(eta, max(left, 0.0))
         loss = trainer.callback_metrics.get("train/loss_step")
         parts = [f"epoch {trainer.current_epoch}", f"step {step}/{total if eta is not None else '?'}",
                  f"{rate:.1f} img/s"]

@@ -66,7 +66,8 @@ class ProgressLines(L.Callback):
         eta = (now - self._start) / max(step, 1) * max(total - step, 0) if total and total != float("inf") else None
         left = _time_left(trainer)
         if left is not None:
-            eta = max(left, 0.0) if eta is None else min(eta, max(left, 0.0))
+            left = max(left, 0.0)
+            eta = left if eta is None else min(eta, left)
         loss = trainer.callback_metrics.get("train/loss_step")
         parts = [f"epoch {trainer.current_epoch}", f"step {step}/{total if eta is not None else '?'}",
                  f"{rate:.1f} img/s"]

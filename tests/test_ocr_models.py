@@ -522,6 +522,37 @@ def test_auto_column_encodings_follow_the_training_precision(flags, precision, a
         assert system.net.encoder.positions == expected and system.run_config["model"]["positions"] == expected
 
 
+@pytest.mark.parametrize("flags, precision, accelerator, expected", [
+    ({"avx2", "fma"}, "auto", "cpu", 0.125),          # no bf16: fp32, few steps in the budget
+    ({"avx2", "amx_bf16"}, "auto", "cpu", 0.25),      # bf16-mixed
+    ({"avx2", "amx_bf16"}, "32-true", "cpu", 0.125),  # fp32 asked for on a bf16 CPU
+    ({"avx2", "fma"}, "32-true", "gpu", 0.25),        # a GPU
+])
+def test_ocr_zh_cpu_sizes_its_conv_stack_for_the_training_precision(flags, precision, accelerator, expected,
+                                                                    tmp_path, monkeypatch):
+    import seq2seq_lab.precision as precision_module
+    from omegaconf import OmegaConf
+
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset(flags))
+    trainer = [f"trainer.precision={precision}", f"trainer.accelerator={accelerator}"]
+    cfg = compose_config("train", ["experiment=ocr_zh_cpu", *trainer], tmp_path)
+    assert OmegaConf.to_container(cfg, resolve=True)["model"]["width_mult"] == expected
+    explicit = compose_config("train", ["experiment=ocr_zh_cpu", *trainer, "model.width_mult=0.5"], tmp_path)
+    assert explicit.model.width_mult == 0.5  # an explicit setting wins
+
+
+def test_a_built_system_stores_the_resolved_if_fp32_cpu_value(tiny_corpus, tmp_path, monkeypatch):
+    """The checkpoint's run_config holds the number, so the model rebuilds alike on any machine."""
+    import seq2seq_lab.precision as precision_module
+
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    system = _built(tiny_corpus, tmp_path, ["model.width_mult=${if_fp32_cpu:0.125,0.25}", "trainer.precision=auto"])
+    assert system.run_config["model"]["width_mult"] == 0.125 and system.net.encoder.conv_channels[:3] == [8, 16, 32]
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset({"avx2", "amx_bf16"}))
+    system = _built(tiny_corpus, tmp_path, ["model.width_mult=${if_fp32_cpu:0.125,0.25}", "trainer.precision=auto"])
+    assert system.run_config["model"]["width_mult"] == 0.25 and system.net.encoder.conv_channels[:3] == [16, 32, 64]
+
+
 def test_explicit_column_encodings_win_and_a_bad_value_is_refused(tiny_corpus, tmp_path, monkeypatch):
     import seq2seq_lab.precision as precision_module
     from seq2seq_lab.errors import ConfigError

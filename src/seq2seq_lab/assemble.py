@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seq2seq_lab.checkpoints import load_checkpoint
 from seq2seq_lab.errors import ConfigError
-from seq2seq_lab.precision import PRECISIONS, resolve_precision, uses_gpu
+from seq2seq_lab.precision import resolve_precision, trains_fp32_on_cpu, uses_gpu
 from seq2seq_lab.validation import validate_config
 
 log = logging.getLogger(__name__)
@@ -73,10 +73,10 @@ def resolve_auto_positions(cfg: DictConfig) -> None:
     if str(cfg.model.get("positions")) != "auto":
         return
     accelerator = cfg.trainer.get("accelerator", "cpu")
-    gpu = uses_gpu(accelerator)
     precision = resolve_precision(cfg.trainer.get("precision"), accelerator)
-    chosen = "concat" if not gpu and PRECISIONS.get(precision) == "32-true" else False
-    log.info("model.positions=auto: %s (training in %s on %s)", str(chosen).lower(), precision, "GPU" if gpu else "CPU")
+    chosen = "concat" if trains_fp32_on_cpu(precision, accelerator) else False
+    log.info("model.positions=auto: %s (training in %s on %s)", str(chosen).lower(), precision,
+             "GPU" if uses_gpu(accelerator) else "CPU")
     with open_dict(cfg.model):
         cfg.model.positions = chosen
 

@@ -1,11 +1,68 @@
-"""Where the Hydra configs live (light: entry points import it before anything heavy)."""
+"""Where the Hydra configs live, and the config resolvers they use (light: entry points import it
+before anything heavy).
+
+``${if_fp32_cpu:A,B}`` is ``A`` where the run trains in fp32 on CPU (``trainer.precision`` 32-true,
+or ``auto`` on a CPU without bf16 instructions) and ``B`` elsewhere: a setting sized for the time
+budget of the slowest case. An explicit override of the key replaces the interpolation, so it
+wins; a run's stored config (the checkpoint's ``run_config``) holds the resolved value.
+"""
 
 from __future__ import annotations
 
+import functools
+import logging
 from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
 
 
 def config_dir() -> str:
     """The ``conf/`` directory: packaged in the wheel, or the repository's in a source checkout."""
     packaged = Path(__file__).with_name("conf")
     return str(packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "conf")
+
+
+def launcher_choice() -> str | None:
+    """The ``hydra/launcher`` option this job runs under (None outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.choices.get("hydra/launcher") if HydraConfig.initialized() else None
+
+
+@functools.cache
+def _log_once(message: str) -> None:
+    log.info(message)
+
+
+def if_fp32_cpu(on_fp32_cpu: Any, otherwise: Any, *, _root_: Any, _parent_: Any) -> Any:
+    """The ``if_fp32_cpu`` resolver: ``on_fp32_cpu`` where the config's trainer trains in fp32 on CPU,
+    else ``otherwise`` (module docstring). The choice is logged once per key and value."""
+    from seq2seq_lab.precision import trains_fp32_on_cpu
+
+    trainer = _root_.get("trainer") or {}
+    fp32_cpu = trains_fp32_on_cpu(trainer.get("precision"), trainer.get("accelerator", "cpu"))
+    chosen = on_fp32_cpu if fp32_cpu else otherwise
+    _log_once(f"{_keys_using(_parent_)}=${{if_fp32_cpu:{on_fp32_cpu},{otherwise}}}: {chosen} "
+              f"({'' if fp32_cpu else 'not '}training in fp32 on CPU)")
+    return chosen
+
+
+def _keys_using(parent: Any) -> str:
+    """The full names of the keys of config node ``parent`` that hold an ``if_fp32_cpu`` interpolation."""
+    prefix = parent._get_full_key(None) if hasattr(parent, "_get_full_key") else ""
+    raw = OmegaConf.to_container(parent, resolve=False) if OmegaConf.is_dict(parent) else {}
+    keys = [f"{prefix}.{k}" if prefix else str(k) for k, v in raw.items()
+            if isinstance(v, str) and v.replace(" ", "").startswith("${if_fp32_cpu:")]
+    return ",".join(keys) or prefix or "a key"
+
+
+def register_resolvers() -> None:
+    """Register the project's resolvers with OmegaConf (once; importing this module does it)."""
+    if not OmegaConf.has_resolver("if_fp32_cpu"):
+        OmegaConf.register_new_resolver("if_fp32_cpu", if_fp32_cpu)
+
+
+register_resolvers()

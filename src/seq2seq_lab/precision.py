@@ -45,7 +45,8 @@ from seq2seq_lab.models.seq2seq import Seq2Seq
 from seq2seq_lab.models.quantize import quantize_conv_stack
 
 __all__ = ["PRECISIONS", "QUANTIZATIONS", "calibration_images", "cpu_has_bf16", "precision_plugin",
-           "quantize_system", "resolve_precision", "resolve_trainer_precision", "uses_gpu"]
+           "native_precision", "quantize_system", "resolve_precision", "resolve_trainer_precision",
+           "trains_fp32_on_cpu", "uses_gpu"]
 
 log = logging.getLogger(__name__)
 
@@ -78,18 +79,32 @@ def uses_gpu(accelerator: str) -> bool:
     return str(accelerator) in ("gpu", "cuda") or (str(accelerator) == "auto" and torch.cuda.is_available())
 
 
-def resolve_precision(precision: str | int | None, accelerator: str = "cpu", key: str = "trainer.precision") -> str:
-    """``precision`` itself, or for ``auto`` (and None) what this machine runs natively (module docstring)."""
-    if precision is not None and str(precision) != "auto":
-        return str(precision)
+def native_precision(accelerator: str = "cpu") -> tuple[str, str]:
+    """What ``precision=auto`` picks for ``accelerator`` on this machine, and why (module docstring)."""
     if uses_gpu(accelerator):
         chosen = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-        why = "the GPU has bf16" if chosen == "bf16-mixed" else "the GPU lacks bf16"
-    else:
-        chosen = "bf16-mixed" if cpu_has_bf16() else "32-true"
-        why = "the CPU has avx512_bf16/amx_bf16" if chosen == "bf16-mixed" else "the CPU has no native bf16"
+        return chosen, "the GPU has bf16" if chosen == "bf16-mixed" else "the GPU lacks bf16"
+    chosen = "bf16-mixed" if cpu_has_bf16() else "32-true"
+    return chosen, "the CPU has avx512_bf16/amx_bf16" if chosen == "bf16-mixed" else "the CPU has no native bf16"
+
+
+def resolve_precision(precision: str | int | None, accelerator: str = "cpu", key: str = "trainer.precision") -> str:
+    """``precision`` itself, or for ``auto`` (and None) what this machine runs natively; the choice is logged."""
+    if precision is not None and str(precision) != "auto":
+        return str(precision)
+    chosen, why = native_precision(accelerator)
     log.info("%s=auto: %s (%s)", key, chosen, why)
     return chosen
+
+
+def trains_fp32_on_cpu(precision: str | int | None, accelerator: str = "cpu") -> bool:
+    """Whether a trainer set to ``precision`` and ``accelerator`` trains in fp32 on this machine's CPU
+    (``auto`` resolved as :func:`resolve_precision` would, without logging): the case whose time budget
+    holds the fewest steps (no bf16 instructions)."""
+    if uses_gpu(accelerator):
+        return False
+    chosen = native_precision(accelerator)[0] if precision is None or str(precision) == "auto" else str(precision)
+    return PRECISIONS.get(chosen) == "32-true"
 
 
 def resolve_trainer_precision(trainer_cfg) -> None:

@@ -25,13 +25,6 @@ def config_dir() -> str:
     return str(packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "conf")
 
 
-def launcher_choice() -> str | None:
-    """The ``hydra/launcher`` option this job runs under (None outside Hydra)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    return HydraConfig.get().runtime.choices.get("hydra/launcher") if HydraConfig.initialized() else None
-
-
 @functools.cache
 def _log_once(message: str) -> None:
     log.info(message)

@@ -30,26 +30,17 @@ def _log_once(message: str) -> None:
     log.info(message)
 
 
-def if_fp32_cpu(on_fp32_cpu: Any, otherwise: Any, *, _root_: Any, _parent_: Any) -> Any:
+def if_fp32_cpu(on_fp32_cpu: Any, otherwise: Any, *, _root_: Any) -> Any:
     """The ``if_fp32_cpu`` resolver: ``on_fp32_cpu`` where the config's trainer trains in fp32 on CPU,
-    else ``otherwise`` (module docstring). The choice is logged once per key and value."""
+    else ``otherwise`` (module docstring). The choice is logged once per value pair."""
     from seq2seq_lab.precision import trains_fp32_on_cpu
 
     trainer = _root_.get("trainer") or {}
     fp32_cpu = trains_fp32_on_cpu(trainer.get("precision"), trainer.get("accelerator", "cpu"))
     chosen = on_fp32_cpu if fp32_cpu else otherwise
-    _log_once(f"{_keys_using(_parent_)}=${{if_fp32_cpu:{on_fp32_cpu},{otherwise}}}: {chosen} "
-              f"({'' if fp32_cpu else 'not '}training in fp32 on CPU)")
+    why = "training in fp32 on CPU" if fp32_cpu else "not training in fp32 on CPU"
+    _log_once(f"${{if_fp32_cpu:{on_fp32_cpu},{otherwise}}}: {chosen} ({why})")
     return chosen
-
-
-def _keys_using(parent: Any) -> str:
-    """The full names of the keys of config node ``parent`` that hold an ``if_fp32_cpu`` interpolation."""
-    prefix = parent._get_full_key(None) if hasattr(parent, "_get_full_key") else ""
-    raw = OmegaConf.to_container(parent, resolve=False) if OmegaConf.is_dict(parent) else {}
-    keys = [f"{prefix}.{k}" if prefix else str(k) for k, v in raw.items()
-            if isinstance(v, str) and v.replace(" ", "").startswith("${if_fp32_cpu:")]
-    return ",".join(keys) or prefix or "a key"
 
 
 def register_resolvers() -> None:

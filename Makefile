@@ -37,8 +37,9 @@ eval: setup
 bench: setup
 	$(BIN)/python -m seq2seq_lab.bench $(ARGS)
 
+# pytest-xdist: one worker per core (at most 4), each with one torch thread (tests/conftest.py)
 test: setup
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) outputs multirun

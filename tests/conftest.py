@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -12,6 +13,10 @@ import torch
 
 from ocr_fakes import write_text_lines
 from seq2seq_lab.data.mnist.idx import write_idx
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one of `pytest -n N`'s workers: a core each, for it and what it starts
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 def write_fake_mnist(root: Path, n_train: int = 5600, n_test: int = 200, seed: int = 0) -> Path:

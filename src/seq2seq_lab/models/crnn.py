@@ -6,12 +6,15 @@ seq2seq OCR reference: channels 64-128-256-256-512-512-512 (times
 7, and pooling that halves the height four times while keeping about a quarter
 of the width. A ``32 x W`` image gives ``W // 4 + 1`` columns of features (71
 for ``W = 280``), each column a step of the sequence the RNN layers read.
+With ``column_stride=8`` the third pooling halves the width too: ``W // 8 + 1``
+columns (36 for 280), so the layers after it, the RNN layers and the attention
+read half as many steps.
 
-Column ``j`` reads pixels ``4j - 24 .. 4j + 26``. Given content widths, the
-encoder appends :data:`RIGHT_MARGIN` replicated columns before the conv stack,
-so the last valid column of every row reads its own pixels (or its repeated
-last column), never the zero border of the batch: a valid column's features do
-not depend on how wide the batch is.
+Column ``j`` reads pixels ``4j - 27 .. 4j + 26`` (stride 8: ``8j - 39 .. 8j + 38``).
+Given content widths, the encoder appends :data:`RIGHT_MARGIN` replicated columns
+before the conv stack, so the last valid column of every row reads its own pixels
+(or its repeated last column), never the zero border of the batch: a valid
+column's features do not depend on how wide the batch is.
 """
 
 from __future__ import annotations
@@ -24,22 +27,26 @@ from seq2seq_lab.models.cells import check_cell
 from seq2seq_lab.models.encoders import lengths_to_mask, run_packed
 from seq2seq_lab.models.positions import CONCAT_DIM, add_positions, concat_positions
 
-__all__ = ["BATCH_NORM", "CONV_CHANNELS", "CRNNEncoder", "MaxPool2x2", "RIGHT_MARGIN", "conv_columns", "reverse_valid"]
+__all__ = ["BATCH_NORM", "COLUMN_STRIDES", "CONV_CHANNELS", "CRNNEncoder", "MaxPool2x2", "RIGHT_MARGIN", "conv_columns",
+           "reverse_valid"]
 
 CONV_CHANNELS = (64, 128, 256, 256, 512, 512, 512)
 BATCH_NORM = {"reference": (2, 4, 6), "all": tuple(range(7))}  # conv layers followed by BatchNorm (0-based)
 _RNN = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
-# the last valid column of a w-pixel row (w // 4) reads pixels up to 4 (w // 4) + 26 <= w + 26: 27 past the
-# content, rounded up to a multiple of 4 (whole columns)
-RIGHT_MARGIN = 28
+# pixels per feature column -> replicated columns appended to the content: the last valid column of a
+# w-pixel row (w // s) reads pixels up to s (w // s) + 26 <= w + 26 (s = 4) or + 38 <= w + 38 (s = 8), so
+# 27 or 39 past the content, rounded up to whole columns
+RIGHT_MARGIN = {4: 28, 8: 40}
+COLUMN_STRIDES = tuple(RIGHT_MARGIN)
 
 
-def conv_columns(width: int | torch.Tensor) -> int | torch.Tensor:
-    """Feature columns the conv stack makes of ``width`` pixels: ``width // 4 + 1``.
+def conv_columns(width: int | torch.Tensor, stride: int = 4) -> int | torch.Tensor:
+    """Feature columns the conv stack makes of ``width`` pixels: ``width // stride + 1``.
 
-    (two 2x2 pools, two (2, 1)-strided pools padded by one column, a 2x2 valid conv.)
+    (two 2x2 pools; a pool of stride ``(2, stride // 4)`` and one of stride ``(2, 1)``, each padded
+    by one column; a 2x2 valid conv.)
     """
-    return width // 4 + 1
+    return width // stride + 1
 
 
 class MaxPool2x2(nn.MaxPool2d):
@@ -67,10 +74,11 @@ class MaxPool2x2(nn.MaxPool2d):
         return torch.maximum(rows[:, :, :, 0:end:self.stride_w], rows[:, :, :, 1 : end + 1 : self.stride_w])
 
 
-def _conv_stack(channels: int, widths: list[int], batch_norm: tuple[int, ...]) -> nn.Sequential:
-    """``(B, C, H, W) -> (B, widths[-1], H // 16 - 1, W // 4 + 1)``; BatchNorm after the convs in ``batch_norm``."""
+def _conv_stack(channels: int, widths: list[int], batch_norm: tuple[int, ...], stride: int = 4) -> nn.Sequential:
+    """``(B, C, H, W) -> (B, widths[-1], H // 16 - 1, W // stride + 1)``; BatchNorm after the convs in
+    ``batch_norm``."""
     layers: list[nn.Module] = []
-    pools = {0: MaxPool2x2(), 1: MaxPool2x2(), 3: MaxPool2x2(1, 1), 5: MaxPool2x2(1, 1)}
+    pools = {0: MaxPool2x2(), 1: MaxPool2x2(), 3: MaxPool2x2(stride // 4, 1), 5: MaxPool2x2(1, 1)}
     sizes = [channels, *widths]
     for i, (c_in, c_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         last = i == len(widths) - 1
@@ -144,7 +152,7 @@ class CRNNEncoder(nn.Module):
     """Encodes ``images (B, C, H, W)`` into ``memory (B, T', K)``, ``mask (B, T')``, ``summary (B, K)``.
 
     The same contract as :class:`~seq2seq_lab.models.encoders.SequenceEncoder`:
-    ``T' = W // 4 + 1`` columns (:meth:`columns`), ``K = rnn_hidden``;
+    ``T' = W // column_stride + 1`` columns (:meth:`columns`), ``K = rnn_hidden``;
     ``summary`` is the mean of the memory over the valid columns.
 
     Args:
@@ -167,10 +175,13 @@ class CRNNEncoder(nn.Module):
             decoder can tell the columns apart by place before it can by content; ``"concat"``
             appends them as :data:`~seq2seq_lab.models.positions.CONCAT_DIM` features of their own
             instead (``K = rnn_hidden + CONCAT_DIM``), leaving the BiLSTM's features as they are.
+        column_stride: pixels per feature column, 4 (the reference: 71 columns for 280 pixels) or
+            8 (36: the third pooling halves the width as well; the layers after it, the RNN
+            layers and the attention cost about half).
 
     ``input_lengths (B,)`` given to :meth:`forward` are content widths in pixels (the
     ``input_lengths`` of the OCR batches). With them the images get :data:`RIGHT_MARGIN`
-    replicated columns before the conv stack (dropped again after it), the RNN layers read
+    (for the stride) replicated columns before the conv stack (dropped again after it), the RNN layers read
     each row's valid columns only, and the mask and summary cover those columns:
     a row's memory on its valid columns is the same however wide its batch is.
     """
@@ -187,12 +198,15 @@ class CRNNEncoder(nn.Module):
         channels_last: bool = False,
         batch_norm: str = "reference",
         positions: bool | str = False,
+        column_stride: int = 4,
     ):
         super().__init__()
         if batch_norm not in BATCH_NORM:
             raise ValueError(f"batch_norm must be one of {sorted(BATCH_NORM)}, got {batch_norm!r}")
         if positions not in (True, False, "concat"):  # "auto" is the config's to resolve (assemble.resolve_auto_positions)
             raise ValueError(f"positions must be true, false or 'concat', got {positions!r}")
+        if column_stride not in COLUMN_STRIDES:
+            raise ValueError(f"column_stride must be one of {COLUMN_STRIDES}, got {column_stride!r}")
         if height < 32 or height % 16:
             raise ValueError(f"height must be a multiple of 16 and >= 32, got {height}")
         if width_mult <= 0 or rnn_hidden < 1 or rnn_layers < 1 or channels < 1:
@@ -200,7 +214,8 @@ class CRNNEncoder(nn.Module):
         widths = [max(8, round(c * width_mult)) for c in CONV_CHANNELS]
         self.channels, self.height = channels, height
         self.conv_channels = widths
-        self.cnn = _conv_stack(channels, widths, BATCH_NORM[batch_norm])
+        self.column_stride = column_stride
+        self.cnn = _conv_stack(channels, widths, BATCH_NORM[batch_norm], column_stride)
         self.channels_last = channels_last
         if channels_last:
             self.cnn.to(memory_format=torch.channels_last)
@@ -210,10 +225,9 @@ class CRNNEncoder(nn.Module):
         self.output_dim = rnn_hidden + (CONCAT_DIM if positions == "concat" else 0)
         self.positions = positions
 
-    @staticmethod
-    def columns(width: int) -> int:
-        """Steps ``T'`` of the memory for images ``width`` pixels wide (71 for 280)."""
-        return conv_columns(width)
+    def columns(self, width: int | torch.Tensor) -> int | torch.Tensor:
+        """Steps ``T'`` of the memory for images ``width`` pixels wide (71 for 280; 36 at stride 8)."""
+        return conv_columns(width, self.column_stride)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """The conv stack: ``(B, C, H, W) -> (B, T', C')`` column features."""
@@ -225,9 +239,9 @@ class CRNNEncoder(nn.Module):
 
     def padded_features(self, images: torch.Tensor) -> torch.Tensor:
         """:meth:`features` of ``images (B, C, H, W)`` with :data:`RIGHT_MARGIN` replicated columns
-        appended: ``(B, T', C')``, the ``T' = W // 4 + 1`` columns of the unpadded width."""
-        padded = F.pad(images, (0, RIGHT_MARGIN, 0, 0), mode="replicate")
-        return self.features(padded)[:, : conv_columns(images.size(3))]
+        appended: ``(B, T', C')``, the ``T' = W // column_stride + 1`` columns of the unpadded width."""
+        padded = F.pad(images, (0, RIGHT_MARGIN[self.column_stride], 0, 0), mode="replicate")
+        return self.features(padded)[:, : self.columns(images.size(3))]
 
     def forward(
         self, images: torch.Tensor, input_lengths: torch.Tensor | None = None
@@ -236,7 +250,7 @@ class CRNNEncoder(nn.Module):
         ``memory (B, T', K)``, ``mask (B, T')``, ``summary (B, K)``."""
         x = self.features(images) if input_lengths is None else self.padded_features(images)
         batch, steps, _ = x.shape
-        lengths = None if input_lengths is None else conv_columns(input_lengths).clamp(1, steps)
+        lengths = None if input_lengths is None else self.columns(input_lengths).clamp(1, steps)
         for i, layer in enumerate(self.rnns):
             x = layer(self.dropout(x) if i else x, lengths)
         if self.positions == "concat":

@@ -39,17 +39,17 @@ def _with_slots(
     if attention.keywords["max_positions"] < columns:
         raise ValueError(
             f"position attention has {attention.keywords['max_positions']} slots but {columns} encoder "
-            f"columns; set input_length (model.input_length) to {columns} = width // 4 + 1"
+            f"columns; set input_length (model.input_length) to {columns} = width // column_stride + 1"
         )
     return attention
 
 
 def _encoder(channels, height, width, width_mult, rnn_hidden, rnn_layers, encoder_cell, dropout,
-             channels_last, batch_norm, positions=False) -> CRNNEncoder:
+             channels_last, batch_norm, column_stride, positions=False) -> CRNNEncoder:
     check_arguments(channels=channels, height=height, width=width, rnn_hidden=rnn_hidden, rnn_layers=rnn_layers,
-                    dropout=dropout, encoder_cell=encoder_cell, batch_norm=batch_norm)
+                    dropout=dropout, encoder_cell=encoder_cell, batch_norm=batch_norm, column_stride=column_stride)
     return CRNNEncoder(channels, height, width_mult, rnn_hidden, rnn_layers, encoder_cell, dropout, channels_last,
-                       batch_norm, positions)
+                       batch_norm, positions, column_stride)
 
 
 def CRNNAttention(
@@ -75,6 +75,7 @@ def CRNNAttention(
     batch_norm: str = "reference",
     ctc_head: bool = False,
     positions: bool | str = False,
+    column_stride: int = 4,
 ) -> Seq2Seq:
     """CRNN encoder + the :class:`RecurrentDecoder` in token mode:
     ``images (B, channels, height, width) -> logits (B, output_length, output_dim)``.
@@ -84,14 +85,15 @@ def CRNNAttention(
         output_dim: vocabulary size (the tokenizer's, SOS/EOS/PAD/UNK included).
         channels, height, width: the input images.
         input_length: encoder columns the position attention has slots for
-            (default and minimum: ``width // 4 + 1``); other attentions ignore it.
+            (default and minimum: ``width // column_stride + 1``); other attentions ignore it.
         hidden_dim: decoder units per layer; ``depth`` decoder layers of ``cell``.
         embed_dim: token embedding size.
         attention: a registered name or a factory (``mlp``, ``dot``, ``general``,
             ``concat``, ``position``, ``none``).
         dropout: in the encoder's RNN stack and between decoder layers.
         teacher_force: training teacher forcing ratio.
-        width_mult, rnn_hidden, rnn_layers, encoder_cell, channels_last, batch_norm: see :class:`CRNNEncoder`.
+        width_mult, rnn_hidden, rnn_layers, encoder_cell, channels_last, batch_norm, column_stride: see
+            :class:`CRNNEncoder`.
         output_context: project ``[h; context]`` (Luong) instead of ``h`` alone (the reference).
         ctc_head: add a :class:`CTCHead` on the encoder memory (``(K + 1) V`` parameters) for
             the OCR system's auxiliary CTC loss (``system.ctc_weight``).
@@ -105,7 +107,7 @@ def CRNNAttention(
     if positions not in (True, False, "keys", "concat"):  # "auto" is the config's to resolve (assemble.resolve_auto_positions)
         raise ValueError(f"positions must be true, false, 'keys' or 'concat', got {positions!r}")
     encoder = _encoder(channels, height, width, width_mult, rnn_hidden, rnn_layers, encoder_cell, dropout,
-                       channels_last, batch_norm, positions if positions in (True, "concat") else False)
+                       channels_last, batch_norm, column_stride, positions if positions in (True, "concat") else False)
     columns = encoder.columns(width)
     decoder = RecurrentDecoder(
         TokenFeedback(output_dim, embed_dim),
@@ -135,14 +137,15 @@ def CRNNCTC(
     encoder_cell: str = "lstm",
     channels_last: bool = False,
     batch_norm: str = "reference",
+    column_stride: int = 4,
 ) -> CTCModel:
-    """CRNN encoder + a CTC head: ``images (B, C, H, W) -> log_probs (B, width // 4 + 1, output_dim)``.
+    """CRNN encoder + a CTC head: ``images (B, C, H, W) -> log_probs (B, width // column_stride + 1, output_dim)``.
 
     ``output_dim`` is the tokenizer's vocabulary; the blank is id 0 (SOS), see
     :class:`~seq2seq_lab.systems.ctc.CTCSystem`. Other arguments as :func:`CRNNAttention`.
     """
     check_arguments(output_dim=output_dim)
     encoder = _encoder(channels, height, width, width_mult, rnn_hidden, rnn_layers, encoder_cell, dropout,
-                       channels_last, batch_norm)
+                       channels_last, batch_norm, column_stride)
     model = CTCModel(encoder, output_dim, dropout)
     return model

@@ -267,10 +267,10 @@ from seq2seq_lab.models.ocr_builders import CRNNAttention
 from seq2seq_lab.systems import OCRSystem
 
 torch.manual_seed(0)
-out, positions = sys.argv[1], {"true": True, "concat": "concat"}[sys.argv[2]]
+out, positions, stride = sys.argv[1], {"true": True, "concat": "concat"}[sys.argv[2]], int(sys.argv[3])
 tokenizer = Tokenizer("abcdefgh")
 model = CRNNAttention(6, tokenizer.vocab_size, channels=1, width=200, hidden_dim=32, embed_dim=8,
-                      attention="mlp", positions=positions, width_mult=0.25, rnn_hidden=32)
+                      attention="mlp", positions=positions, width_mult=0.25, rnn_hidden=32, column_stride=stride)
 system = OCRSystem(model, tokenizer, optimizer=torch.optim.Adam).eval()
 contract = DataContract("lines", tokenizer.vocab_size, 6, channels=1, height=32, width=200, tokenizer=tokenizer)
 meta = export_onnx(system, contract, out + "/model.onnx")
@@ -288,13 +288,15 @@ assert np.abs(onnx_log_probs - log_probs.numpy()).max() < 1e-4, "log-probabiliti
 """
 
 
-@pytest.mark.parametrize("positions", ["true", "concat"])
-def test_column_encodings_export_for_any_width(positions, tmp_path):
-    """ocr_zh_cpu's memory carries column encodings (added, or appended as on a CPU without bf16);
-    ONNX and TorchScript exports make them for each batch's width. Exporting twice from one system
+@pytest.mark.parametrize("positions, stride", [("true", 4), ("concat", 8)])
+def test_column_encodings_export_for_any_width(positions, stride, tmp_path):
+    """ocr_zh_cpu's memory carries column encodings (added, or appended as on a CPU without bf16; the
+    second case with a column per 8 pixels, model.column_stride=8); ONNX and TorchScript exports make
+    them for each batch's width. Exporting twice from one system
     works: an export leaves the system's encoder alone.
     In a fresh interpreter, as ``python -m seq2seq_lab.export`` runs: after an MNIST export in the same
     process, torch.export fixes the width of an mlp-attention CRNN, with or without the encodings."""
-    done = subprocess.run([sys.executable, "-c", _EXPORT_AT_ANY_WIDTH, str(tmp_path), positions], capture_output=True,
+    done = subprocess.run([sys.executable, "-c", _EXPORT_AT_ANY_WIDTH, str(tmp_path), positions, str(stride)],
+                          capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -25,12 +25,31 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --- encoder and models --------------------------------------------------------------------------
-@pytest.mark.parametrize("kwargs, dim", [({}, 256), (SLIM, 32)])
-def test_crnn_gives_71_columns_for_280_pixels(kwargs, dim):
+@pytest.mark.parametrize("kwargs, dim, columns", [({}, 256, 71), (SLIM, 32, 71), ({**SLIM, "column_stride": 8}, 32, 36)])
+def test_crnn_gives_71_columns_for_280_pixels_or_36_at_stride_8(kwargs, dim, columns):
     encoder = CRNNEncoder(**kwargs)
     memory, mask, summary = encoder(torch.rand(2, 3, 32, 280) * 2 - 1)
-    assert memory.shape == (2, 71, dim) and summary.shape == (2, dim) and mask.shape == (2, 71)
-    assert mask.all() and encoder.columns(280) == 71 and encoder.output_dim == dim
+    assert memory.shape == (2, columns, dim) and summary.shape == (2, dim) and mask.shape == (2, columns)
+    assert mask.all() and encoder.columns(280) == columns and encoder.output_dim == dim
+    with pytest.raises(ValueError, match="column_stride"):
+        CRNNEncoder(column_stride=2)
+
+
+@pytest.mark.parametrize("stride", [4, 8])
+def test_the_right_margin_covers_what_the_last_valid_column_reads(stride):
+    """Column ``j`` reads pixels up to ``stride * j + RIGHT_MARGIN - 1`` and no further: a margin one
+    column narrower would let the last valid column of some widths read the batch's padding."""
+    from seq2seq_lab.models.crnn import RIGHT_MARGIN
+
+    encoder = CRNNEncoder(channels=1, **SLIM, column_stride=stride).eval()
+    images = torch.rand(1, 1, 32, 400, requires_grad=True)
+    features = encoder.features(images)  # (1, T', C')
+    reach = []
+    for j in range(10, 30):
+        grad, = torch.autograd.grad(features[0, j].abs().sum(), images, retain_graph=True)
+        reach.append(grad[0, 0].abs().sum(0).nonzero().max().item() - stride * j)  # last pixel read, past 4j or 8j
+    # the last valid column of a w-pixel row, w // stride, reads up to pixel w + max(reach): max(reach) + 1 past it
+    assert RIGHT_MARGIN[stride] - stride < max(reach) + 1 <= RIGHT_MARGIN[stride]
 
 
 def test_crnn_masks_columns_beyond_the_content_width_and_takes_other_sizes():
@@ -282,22 +301,26 @@ def test_ctc_model_overfits_a_tiny_corpus(tiny_corpus, tmp_path):
 def _random_system(kind: str, width: int):
     """A randomly initialised OCR system (eval mode) over grayscale lines up to ``width`` pixels;
     ``kind`` an attention (``+positions``: with column encodings on the memory; ``+keys``: on the
-    attention's keys only; ``+concat``: appended to the memory) or ``ctc``."""
+    attention's keys only; ``+concat``: appended to the memory) or ``ctc``, then ``@8`` for a
+    column per 8 pixels."""
     from seq2seq_lab.data.tokenizer import Tokenizer
     from seq2seq_lab.systems import CTCSystem, OCRSystem
 
     tokenizer = Tokenizer("abcdefgh")
+    kind, _, stride = kind.partition("@")
+    slim = {**SLIM, "column_stride": int(stride or 4)}
     if kind == "ctc":
-        return CTCSystem(CRNNCTC(tokenizer.vocab_size, channels=1, width=width, **SLIM), tokenizer,
+        return CTCSystem(CRNNCTC(tokenizer.vocab_size, channels=1, width=width, **slim), tokenizer,
                          optimizer=torch.optim.Adam).eval()
     attention, _, positions = kind.partition("+")
     model = CRNNAttention(8, tokenizer.vocab_size, channels=1, width=width, hidden_dim=32, embed_dim=8,
                           attention=attention, positions={"": False, "positions": True, "keys": "keys", "concat": "concat"}[positions],
-                          **SLIM)
+                          **slim)
     return OCRSystem(model, tokenizer, optimizer=torch.optim.Adam).eval()
 
 
-@pytest.mark.parametrize("kind", ["position", "mlp", "mlp+positions", "mlp+keys", "mlp+concat", "ctc"])
+@pytest.mark.parametrize("kind", ["position", "mlp", "mlp+positions", "mlp+keys", "mlp+concat", "ctc", "mlp+concat@8",
+                                  "position@8", "ctc@8"])
 def test_a_prediction_does_not_depend_on_the_padding_of_its_batch(kind):
     from seq2seq_lab.data.ocr.widths import pad_batch
 
@@ -312,13 +335,14 @@ def test_a_prediction_does_not_depend_on_the_padding_of_its_batch(kind):
         second, scores_mixed, _ = system(mixed, mixed_lengths)
         texts_alone, conf_alone = system.transcribe(alone, alone_lengths)
         texts_mixed, conf_mixed = system.transcribe(mixed, mixed_lengths)
-        leaked = system.net.encoder(mixed)[0][0, :25] - system.net.encoder(alone)[0][0, :25]
+        n = system.net.encoder.columns(97)  # 25 valid columns, 13 at stride 8
+        leaked = system.net.encoder(mixed)[0][0, :n] - system.net.encoder(alone)[0][0, :n]
     assert texts_alone[0] == texts_mixed[0]
     assert abs(scores_alone[0].item() - scores_mixed[0].item()) < 1e-5
     assert abs(conf_alone[0].item() - conf_mixed[0].item()) < 1e-5
-    if kind != "ctc":  # the same tokens up to the shorter decode (the batch decodes until both rows end)
-        n = min(first.size(1), second.size(1))
-        assert torch.equal(first[0, :n], second[0, :n])
+    if not kind.startswith("ctc"):  # the same tokens up to the shorter decode (the batch decodes until both rows end)
+        steps = min(first.size(1), second.size(1))
+        assert torch.equal(first[0, :steps], second[0, :steps])
     assert leaked.abs().max() > 1e-3  # without the widths the padding reaches the line's columns
 
 
@@ -535,10 +559,12 @@ def test_ocr_zh_cpu_sizes_its_conv_stack_for_the_training_precision(flags, preci
 
     monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset(flags))
     trainer = [f"trainer.precision={precision}", f"trainer.accelerator={accelerator}"]
-    cfg = compose_config("train", ["experiment=ocr_zh_cpu", *trainer], tmp_path)
-    assert OmegaConf.to_container(cfg, resolve=True)["model"]["width_mult"] == expected
-    explicit = compose_config("train", ["experiment=ocr_zh_cpu", *trainer, "model.width_mult=0.5"], tmp_path)
-    assert explicit.model.width_mult == 0.5  # an explicit setting wins
+    model = OmegaConf.to_container(compose_config("train", ["experiment=ocr_zh_cpu", *trainer], tmp_path),
+                                   resolve=True)["model"]
+    assert model["width_mult"] == expected and model["column_stride"] == 4
+    explicit = compose_config("train", ["experiment=ocr_zh_cpu", *trainer, "model.width_mult=0.5",
+                                        "model.column_stride=8"], tmp_path)
+    assert (explicit.model.width_mult, explicit.model.column_stride) == (0.5, 8)  # an explicit setting wins
 
 
 def test_a_built_system_stores_the_resolved_if_fp32_cpu_value(tiny_corpus, tmp_path, monkeypatch):

@@ -37,8 +37,8 @@ def test_crnn_gives_71_columns_for_280_pixels_or_36_at_stride_8(kwargs, dim, col
 
 @pytest.mark.parametrize("stride", [4, 8])
 def test_the_right_margin_covers_what_the_last_valid_column_reads(stride):
-    """Column ``j`` reads pixels up to ``stride * j + RIGHT_MARGIN - 1`` and no further: a margin one
-    column narrower would let the last valid column of some widths read the batch's padding."""
+    """RIGHT_MARGIN is what the last valid column reads past the content, rounded up to whole columns:
+    a margin one column narrower would let it read the batch's padding for some widths."""
     from seq2seq_lab.models.crnn import RIGHT_MARGIN
 
     encoder = CRNNEncoder(channels=1, **SLIM, column_stride=stride).eval()

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from seq2seq_lab.models.cells import CELLS
-from seq2seq_lab.models.crnn import BATCH_NORM, COLUMN_STRIDES
+from seq2seq_lab.models.crnn import BATCH_NORM, COLUMN_STRIDES, CONV_CHANNELS, valid_conv_channels
 
 __all__ = ["RULES", "argument_problems", "check_arguments", "positive_int", "unit_interval"]
 
@@ -58,6 +58,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "dropout": (rate, "a number in [0, 1)"),
     "batch_norm": (lambda v: v in BATCH_NORM, f"one of {', '.join(BATCH_NORM)}"),
     "column_stride": (lambda v: v in COLUMN_STRIDES, f"one of {', '.join(map(str, COLUMN_STRIDES))}"),
+    "conv_channels": (valid_conv_channels, f"null or a list of {len(CONV_CHANNELS)} integers >= 1"),
 }
 
 

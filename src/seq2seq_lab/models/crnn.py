@@ -19,6 +19,9 @@ column's features do not depend on how wide the batch is.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,7 +31,7 @@ from seq2seq_lab.models.encoders import lengths_to_mask, run_packed
 from seq2seq_lab.models.positions import CONCAT_DIM, add_positions, concat_positions
 
 __all__ = ["BATCH_NORM", "COLUMN_STRIDES", "CONV_CHANNELS", "CRNNEncoder", "MaxPool2x2", "RIGHT_MARGIN", "conv_columns",
-           "reverse_valid"]
+           "reverse_valid", "valid_conv_channels"]
 
 CONV_CHANNELS = (64, 128, 256, 256, 512, 512, 512)
 BATCH_NORM = {"reference": (2, 4, 6), "all": tuple(range(7))}  # conv layers followed by BatchNorm (0-based)
@@ -47,6 +50,15 @@ def conv_columns(width: int | torch.Tensor, stride: int = 4) -> int | torch.Tens
     by one column; a 2x2 valid conv.)
     """
     return width // stride + 1
+
+
+def valid_conv_channels(value: Any) -> bool:
+    """Whether ``value`` is ``None`` or one positive integer per conv layer (``conv_channels``)."""
+    if value is None:
+        return True
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != len(CONV_CHANNELS):
+        return False
+    return all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in value)
 
 
 class MaxPool2x2(nn.MaxPool2d):
@@ -160,6 +172,10 @@ class CRNNEncoder(nn.Module):
         height: image height; a multiple of 16, at least 32 (the stack leaves
             ``H // 16 - 1`` rows, averaged into one when more than one).
         width_mult: scales the conv channels (1.0: 64...512; 0.25 is a slim CPU size).
+        conv_channels: the 7 conv layers' channels outright (``None``: :data:`CONV_CHANNELS`
+            times ``width_mult``), e.g. ``(8, 16, 32, 32, 128, 128, 128)``: the first four layers
+            run at 2 to 32 times the resolution of the last three, so wide late layers cost far less
+            than a wide stack.
         rnn_hidden: units per direction of each bidirectional layer, and its
             linear layer's output size ``K``.
         rnn_layers: bidirectional layers, each followed by a linear layer.
@@ -199,6 +215,7 @@ class CRNNEncoder(nn.Module):
         batch_norm: str = "reference",
         positions: bool | str = False,
         column_stride: int = 4,
+        conv_channels: Sequence[int] | None = None,
     ):
         super().__init__()
         if batch_norm not in BATCH_NORM:
@@ -211,7 +228,9 @@ class CRNNEncoder(nn.Module):
             raise ValueError(f"height must be a multiple of 16 and >= 32, got {height}")
         if width_mult <= 0 or rnn_hidden < 1 or rnn_layers < 1 or channels < 1:
             raise ValueError("width_mult, rnn_hidden, rnn_layers and channels must be positive")
-        widths = [max(8, round(c * width_mult)) for c in CONV_CHANNELS]
+        if not valid_conv_channels(conv_channels):
+            raise ValueError(f"conv_channels must be null or {len(CONV_CHANNELS)} integers >= 1, got {conv_channels!r}")
+        widths = list(conv_channels) if conv_channels is not None else [max(8, round(c * width_mult)) for c in CONV_CHANNELS]
         self.channels, self.height = channels, height
         self.conv_channels = widths
         self.column_stride = column_stride

@@ -10,7 +10,7 @@ vocabulary of ``V`` tokens has ``9,118,919 + 513 V`` parameters: 12,193,841 for 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from seq2seq_lab.models.attention import Attention, PositionAttention
 from seq2seq_lab.models.arguments import check_arguments
@@ -45,11 +45,12 @@ def _with_slots(
 
 
 def _encoder(channels, height, width, width_mult, rnn_hidden, rnn_layers, encoder_cell, dropout,
-             channels_last, batch_norm, column_stride, positions=False) -> CRNNEncoder:
+             channels_last, batch_norm, column_stride, conv_channels, positions=False) -> CRNNEncoder:
     check_arguments(channels=channels, height=height, width=width, rnn_hidden=rnn_hidden, rnn_layers=rnn_layers,
-                    dropout=dropout, encoder_cell=encoder_cell, batch_norm=batch_norm, column_stride=column_stride)
+                    dropout=dropout, encoder_cell=encoder_cell, batch_norm=batch_norm, column_stride=column_stride,
+                    conv_channels=conv_channels)
     return CRNNEncoder(channels, height, width_mult, rnn_hidden, rnn_layers, encoder_cell, dropout, channels_last,
-                       batch_norm, positions, column_stride)
+                       batch_norm, positions, column_stride, conv_channels)
 
 
 def CRNNAttention(
@@ -76,6 +77,7 @@ def CRNNAttention(
     ctc_head: bool = False,
     positions: bool | str = False,
     column_stride: int = 4,
+    conv_channels: Sequence[int] | None = None,
 ) -> Seq2Seq:
     """CRNN encoder + the :class:`RecurrentDecoder` in token mode:
     ``images (B, channels, height, width) -> logits (B, output_length, output_dim)``.
@@ -92,8 +94,8 @@ def CRNNAttention(
             ``concat``, ``position``, ``none``).
         dropout: in the encoder's RNN stack and between decoder layers.
         teacher_force: training teacher forcing ratio.
-        width_mult, rnn_hidden, rnn_layers, encoder_cell, channels_last, batch_norm, column_stride: see
-            :class:`CRNNEncoder`.
+        width_mult, conv_channels, rnn_hidden, rnn_layers, encoder_cell, channels_last, batch_norm,
+            column_stride: see :class:`CRNNEncoder`.
         output_context: project ``[h; context]`` (Luong) instead of ``h`` alone (the reference).
         ctc_head: add a :class:`CTCHead` on the encoder memory (``(K + 1) V`` parameters) for
             the OCR system's auxiliary CTC loss (``system.ctc_weight``).
@@ -107,7 +109,8 @@ def CRNNAttention(
     if positions not in (True, False, "keys", "concat"):  # "auto" is the config's to resolve (assemble.resolve_auto_positions)
         raise ValueError(f"positions must be true, false, 'keys' or 'concat', got {positions!r}")
     encoder = _encoder(channels, height, width, width_mult, rnn_hidden, rnn_layers, encoder_cell, dropout,
-                       channels_last, batch_norm, column_stride, positions if positions in (True, "concat") else False)
+                       channels_last, batch_norm, column_stride, conv_channels,
+                       positions if positions in (True, "concat") else False)
     columns = encoder.columns(width)
     decoder = RecurrentDecoder(
         TokenFeedback(output_dim, embed_dim),
@@ -138,6 +141,7 @@ def CRNNCTC(
     channels_last: bool = False,
     batch_norm: str = "reference",
     column_stride: int = 4,
+    conv_channels: Sequence[int] | None = None,
 ) -> CTCModel:
     """CRNN encoder + a CTC head: ``images (B, C, H, W) -> log_probs (B, width // column_stride + 1, output_dim)``.
 
@@ -146,6 +150,6 @@ def CRNNCTC(
     """
     check_arguments(output_dim=output_dim)
     encoder = _encoder(channels, height, width, width_mult, rnn_hidden, rnn_layers, encoder_cell, dropout,
-                       channels_last, batch_norm, column_stride)
+                       channels_last, batch_norm, column_stride, conv_channels)
     model = CTCModel(encoder, output_dim, dropout)
     return model

@@ -35,6 +35,21 @@ def test_crnn_gives_71_columns_for_280_pixels_or_36_at_stride_8(kwargs, dim, col
         CRNNEncoder(column_stride=2)
 
 
+def test_conv_channels_set_each_layers_width_outright():
+    late = (8, 16, 32, 32, 128, 128, 128)
+    encoder = CRNNEncoder(channels=1, width_mult=0.125, rnn_hidden=32, conv_channels=late)  # conv_channels wins
+    convs = [m for m in encoder.cnn if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == list(late) and encoder.conv_channels == list(late)
+    assert encoder.rnns[0].rnn.input_size == 128  # the BiLSTM reads the last layer's channels
+    memory, mask, _ = encoder(torch.rand(2, 1, 32, 120), torch.tensor([120, 60]))
+    assert memory.shape == (2, 31, 32) and mask.sum(1).tolist() == [31, 16]
+    assert [c.out_channels for c in CRNNEncoder(width_mult=0.125).cnn if isinstance(c, torch.nn.Conv2d)] == [
+        8, 16, 32, 32, 64, 64, 64]  # null: width_mult's
+    for bad in [(8, 16, 32), (8, 16, 32, 32, 128, 128, 0), (8, 16, 32, 32, 128, 128, 1.5), "8,16"]:
+        with pytest.raises(ValueError, match="conv_channels must be null or 7 integers"):
+            CRNNEncoder(conv_channels=bad)
+
+
 @pytest.mark.parametrize("stride", [4, 8])
 def test_the_right_margin_covers_what_the_last_valid_column_reads(stride):
     """RIGHT_MARGIN is what the last valid column reads past the content, rounded up to whole columns:

@@ -44,6 +44,7 @@ BAD_CONFIGS = [
     ("system.optimizer.lr=0", "system.optimizer.lr=0: must be a number > 0"),
     ("+model.batch_norm=some", "model.batch_norm='some': must be one of reference, all"),
     ("+model.column_stride=2", "model.column_stride=2: must be one of 4, 8"),
+    ("+model.conv_channels=[8,16,32]", r"model.conv_channels=\[8, 16, 32\]: must be null or a list of 7 integers"),
     ("+system.ctc_weight=1", r"system.ctc_weight=1: must be a number in \[0, 1\)"),
     ("model.attention._target_=seq2seq_lab.models.attention.Nope", "model.attention='seq2seq_lab.models.attention.Nope': must be one of none, mlp"),
 ]

@@ -562,10 +562,10 @@ def test_auto_column_encodings_follow_the_training_precision(flags, precision, a
 
 
 @pytest.mark.parametrize("flags, precision, accelerator, expected", [
-    ({"avx2", "fma"}, "auto", "cpu", 0.125),          # no bf16: fp32, few steps in the budget
-    ({"avx2", "amx_bf16"}, "auto", "cpu", 0.25),      # bf16-mixed
-    ({"avx2", "amx_bf16"}, "32-true", "cpu", 0.125),  # fp32 asked for on a bf16 CPU
-    ({"avx2", "fma"}, "32-true", "gpu", 0.25),        # a GPU
+    ({"avx2", "fma"}, "auto", "cpu", [8, 16, 32, 32, 128, 128, 128]),          # no bf16: fp32, few steps in the budget
+    ({"avx2", "amx_bf16"}, "auto", "cpu", None),                                # bf16-mixed: width_mult's 0.25
+    ({"avx2", "amx_bf16"}, "32-true", "cpu", [8, 16, 32, 32, 128, 128, 128]),  # fp32 asked for on a bf16 CPU
+    ({"avx2", "fma"}, "32-true", "gpu", None),                                  # a GPU
 ])
 def test_ocr_zh_cpu_sizes_its_conv_stack_for_the_training_precision(flags, precision, accelerator, expected,
                                                                     tmp_path, monkeypatch):
@@ -576,22 +576,26 @@ def test_ocr_zh_cpu_sizes_its_conv_stack_for_the_training_precision(flags, preci
     trainer = [f"trainer.precision={precision}", f"trainer.accelerator={accelerator}"]
     model = OmegaConf.to_container(compose_config("train", ["experiment=ocr_zh_cpu", *trainer], tmp_path),
                                    resolve=True)["model"]
-    assert model["width_mult"] == expected and model["column_stride"] == 4
-    explicit = compose_config("train", ["experiment=ocr_zh_cpu", *trainer, "model.width_mult=0.5",
-                                        "model.column_stride=8"], tmp_path)
-    assert (explicit.model.width_mult, explicit.model.column_stride) == (0.5, 8)  # an explicit setting wins
+    assert model["conv_channels"] == expected and model["width_mult"] == 0.25 and model["column_stride"] == 4
+    explicit = compose_config("train", ["experiment=ocr_zh_cpu", *trainer, "model.conv_channels=null",
+                                        "model.width_mult=0.5", "model.column_stride=8"], tmp_path)
+    assert (explicit.model.conv_channels, explicit.model.width_mult, explicit.model.column_stride) == (
+        None, 0.5, 8)  # an explicit setting wins
 
 
 def test_a_built_system_stores_the_resolved_if_fp32_cpu_value(tiny_corpus, tmp_path, monkeypatch):
-    """The checkpoint's run_config holds the number, so the model rebuilds alike on any machine."""
+    """The checkpoint's run_config holds the values, so the model rebuilds alike on any machine."""
     import seq2seq_lab.precision as precision_module
 
+    late = "model.conv_channels=${if_fp32_cpu:[8,16,32,32,64,64,64],null}"
     monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
-    system = _built(tiny_corpus, tmp_path, ["model.width_mult=${if_fp32_cpu:0.125,0.25}", "trainer.precision=auto"])
+    system = _built(tiny_corpus, tmp_path, ["model.width_mult=${if_fp32_cpu:0.125,0.25}", late, "trainer.precision=auto"])
     assert system.run_config["model"]["width_mult"] == 0.125 and system.net.encoder.conv_channels[:3] == [8, 16, 32]
+    assert system.run_config["model"]["conv_channels"] == [8, 16, 32, 32, 64, 64, 64]
     monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset({"avx2", "amx_bf16"}))
-    system = _built(tiny_corpus, tmp_path, ["model.width_mult=${if_fp32_cpu:0.125,0.25}", "trainer.precision=auto"])
+    system = _built(tiny_corpus, tmp_path, ["model.width_mult=${if_fp32_cpu:0.125,0.25}", late, "trainer.precision=auto"])
     assert system.run_config["model"]["width_mult"] == 0.25 and system.net.encoder.conv_channels[:3] == [16, 32, 64]
+    assert system.run_config["model"]["conv_channels"] is None
 
 
 def test_explicit_column_encodings_win_and_a_bad_value_is_refused(tiny_corpus, tmp_path, monkeypatch):

@@ -40,7 +40,8 @@ def if_fp32_cpu(on_fp32_cpu: Any, otherwise: Any, *, _root_: Any) -> Any:
     chosen = on_fp32_cpu if fp32_cpu else otherwise
     why = "training in fp32 on CPU" if fp32_cpu else "not training in fp32 on CPU"
     _log_once(f"${{if_fp32_cpu:{on_fp32_cpu},{otherwise}}}: {chosen} ({why})")
-    return chosen
+    # a list or dict goes back as a config node, so that resolving in place (--cfg job --resolve) works
+    return OmegaConf.create(chosen) if isinstance(chosen, (list, dict)) else chosen
 
 
 def register_resolvers() -> None:

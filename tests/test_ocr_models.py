@@ -583,6 +583,16 @@ def test_ocr_zh_cpu_sizes_its_conv_stack_for_the_training_precision(flags, preci
         None, 0.5, 8)  # an explicit setting wins
 
 
+def test_a_config_with_a_list_valued_if_fp32_cpu_resolves_in_place(tmp_path):
+    """``--cfg job --resolve`` resolves the config in place, where a resolver's plain list is refused."""
+    from omegaconf import OmegaConf
+
+    cfg = compose_config("train", ["experiment=ocr_zh_cpu", "trainer.precision=32-true"], tmp_path)
+    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # what --cfg job prints
+    OmegaConf.resolve(job)
+    assert list(job.model.conv_channels) == [8, 16, 32, 32, 128, 128, 128]
+
+
 def test_a_built_system_stores_the_resolved_if_fp32_cpu_value(tiny_corpus, tmp_path, monkeypatch):
     """The checkpoint's run_config holds the values, so the model rebuilds alike on any machine."""
     import seq2seq_lab.precision as precision_module

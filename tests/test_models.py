@@ -113,6 +113,36 @@ def test_teacher_forcing_ratio_feeds_targets_or_own_predictions(ratio, expected)
         assert torch.equal(fed, want)
 
 
+@pytest.mark.parametrize("embed_dim", [4, None])
+def test_full_teacher_forcing_maps_all_steps_at_once_as_step_by_step(embed_dim):
+    """Under full teacher forcing the decoder applies its output layer to all steps in one
+    product: the outputs, attention and gradients are those of one ``step`` at a time."""
+    torch.manual_seed(0)
+    model = AttentionSeq2Seq(T, F, 8, L, V, embed_dim=embed_dim)
+    x = torch.randn(B, T, F)
+    targets = torch.randint(0, V, (B, L)) if embed_dim else torch.randn(B, L, V)
+    outputs, weights = model(x, None, targets, teacher_forcing=1.0)
+    (outputs ** 2).sum().backward()
+    batched_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+
+    decoder = model.decoder
+    memory, mask, summary = model.encode(x)
+    state, keys = decoder.initial_state(summary), decoder.keys(memory)
+    cache, prev = decoder.attention.precompute(keys), decoder.feedback.start(B, x.device)
+    steps = []
+    for t in range(L):
+        output, w, state = decoder.step(prev, state, memory, mask, summary, cache, keys)
+        steps.append((output, w))
+        prev = decoder.feedback.from_targets(targets[:, t])
+    stepped = torch.stack([o for o, _ in steps], dim=1)
+    torch.testing.assert_close(outputs, stepped)
+    torch.testing.assert_close(weights, torch.stack([w for _, w in steps], dim=1))
+    (stepped ** 2).sum().backward()
+    for batched, param in zip(batched_grads, model.parameters()):
+        torch.testing.assert_close(batched, param.grad)
+
+
 def test_teacher_forcing_ratio_between_mixes_per_step():
     torch.manual_seed(0)
     model = AttentionSeq2Seq(T, F, 8, 40, V, embed_dim=4)

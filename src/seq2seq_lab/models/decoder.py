@@ -104,31 +104,19 @@ class RecurrentDecoder(nn.Module):
         summary: torch.Tensor,
         cache: torch.Tensor | None,
         keys: torch.Tensor | None = None,
+        project: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor, list[LayerState]]:
         """One step: ``prev (B, E)`` -> ``output (B, V)``, ``weights (B, T)``, new state.
 
         ``keys (B, T, K)``: :meth:`keys` of the memory (default: the memory itself);
-        ``cache``: the attention's ``precompute`` of them."""
-        features, weights, state = self.advance(prev, state, memory, mask, summary, cache, keys)
-        return self.project(features), weights, state
-
-    def advance(
-        self,
-        prev: torch.Tensor,
-        state: list[LayerState],
-        memory: torch.Tensor,
-        mask: torch.Tensor,
-        summary: torch.Tensor,
-        cache: torch.Tensor | None,
-        keys: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, list[LayerState]]:
-        """:meth:`step` up to the output layer: ``features (B, F)`` (``[h; context]``, or ``h``), ``weights (B, T)``, new state."""
+        ``cache``: the attention's ``precompute`` of them. ``project=False`` stops before the
+        output layer: ``output`` is then its input ``(B, F)``, ``[h; context]`` (or ``h``)."""
         keys = memory if keys is None else keys
         context, weights = self.attention(StackedCell.top(state), keys, mask, cache, values=memory)
         parts = [prev, context, summary] if self.peek else [prev, context]
         hidden, state = self.cells(torch.cat(parts, dim=-1), state)
         features = torch.cat([hidden, context], dim=-1) if self.output_context else hidden
-        return features, weights, state
+        return (self.project(features) if project else features), weights, state
 
     def project(self, features: torch.Tensor) -> torch.Tensor:
         """The output layer: ``features (..., F)`` -> ``(..., V)`` (the identity without ``output_projection``)."""
@@ -172,7 +160,16 @@ class RecurrentDecoder(nn.Module):
         cache = self.attention.precompute(keys)
         prev = self.feedback.start(batch, memory.device)
         if targets is not None and teacher_forcing >= 1:
-            return self._forced(prev, state, memory, mask, summary, cache, keys, targets)
+            # no step needs the one before's output: the output layer maps all L steps' features
+            # (B, L, F) in one matrix product rather than L small ones
+            features, weights = [], []
+            for t in range(steps):
+                if t:
+                    prev = self.feedback.from_targets(targets[:, t - 1])
+                f, w, state = self.step(prev, state, memory, mask, summary, cache, keys, project=False)
+                features.append(f)
+                weights.append(w)
+            return self.project(torch.stack(features, dim=1)), torch.stack(weights, dim=1)
         finished = torch.zeros(batch, dtype=torch.bool, device=memory.device)
         outputs, weights = [], []
         for t in range(steps):
@@ -194,26 +191,3 @@ class RecurrentDecoder(nn.Module):
                     if bool(finished.all()):
                         break
         return torch.stack(outputs, dim=1), torch.stack(weights, dim=1)
-
-    def _forced(
-        self,
-        prev: torch.Tensor,
-        state: list[LayerState],
-        memory: torch.Tensor,
-        mask: torch.Tensor,
-        summary: torch.Tensor,
-        cache: torch.Tensor | None,
-        keys: torch.Tensor,
-        targets: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`forward` under full teacher forcing: no step needs the one before's output,
-        so the output layer maps all ``L`` steps' features ``(B, L, F)`` in one matrix product
-        rather than ``L`` small ones (over 5,990 characters, a tenth of an OCR training step on CPU)."""
-        features, weights = [], []
-        for t in range(targets.size(1)):
-            if t:
-                prev = self.feedback.from_targets(targets[:, t - 1])
-            f, w, state = self.advance(prev, state, memory, mask, summary, cache, keys)
-            features.append(f)
-            weights.append(w)
-        return self.project(torch.stack(features, dim=1)), torch.stack(weights, dim=1)

@@ -6,6 +6,7 @@ import functools
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from helpers import compose_config
 from ocr_fakes import write_text_lines
@@ -549,8 +550,6 @@ def test_auto_column_encodings_follow_the_training_precision(flags, precision, a
                                                              tiny_corpus, tmp_path, monkeypatch):
     import seq2seq_lab.precision as precision_module
     from seq2seq_lab.assemble import resolve_auto_positions
-    from omegaconf import OmegaConf
-
     monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset(flags))
     cfg = OmegaConf.create({"model": {"positions": "auto"}, "trainer": {"precision": precision,
                                                                        "accelerator": accelerator}})
@@ -570,8 +569,6 @@ def test_auto_column_encodings_follow_the_training_precision(flags, precision, a
 def test_ocr_zh_cpu_sizes_its_conv_stack_for_the_training_precision(flags, precision, accelerator, expected,
                                                                     tmp_path, monkeypatch):
     import seq2seq_lab.precision as precision_module
-    from omegaconf import OmegaConf
-
     monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset(flags))
     trainer = [f"trainer.precision={precision}", f"trainer.accelerator={accelerator}"]
     model = OmegaConf.to_container(compose_config("train", ["experiment=ocr_zh_cpu", *trainer], tmp_path),
@@ -585,8 +582,6 @@ def test_ocr_zh_cpu_sizes_its_conv_stack_for_the_training_precision(flags, preci
 
 def test_a_config_with_a_list_valued_if_fp32_cpu_resolves_in_place(tmp_path):
     """``--cfg job --resolve`` resolves the config in place, where a resolver's plain list is refused."""
-    from omegaconf import OmegaConf
-
     cfg = compose_config("train", ["experiment=ocr_zh_cpu", "trainer.precision=32-true"], tmp_path)
     job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # what --cfg job prints
     OmegaConf.resolve(job)

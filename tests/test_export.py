@@ -244,13 +244,17 @@ def test_predict_with_onnxruntime_never_imports_torch(corpus, exported, tmp_path
     assert (tmp_path / "predictions.tsv").read_text().count("\n") == 13  # header + 12
 
 
-def test_export_without_validation_lines_names_them_and_keeps_nothing(checkpoints, tmp_path):
+def test_export_without_validation_lines_names_them_and_keeps_nothing(checkpoints, tmp_path, monkeypatch):
+    """The validation lines are read before the export, so their absence is reported at once."""
+    import seq2seq_lab.export as export_module
     from seq2seq_lab.errors import ConfigError
     from seq2seq_lab.export import export
 
-    with pytest.raises(ConfigError, match=r"verify reads 2 validation batches: /nope/val.txt: no such list file.*"
-                                          r"verify=false"):
-        export(compose_config("export", [f"ckpt_path={checkpoints['ctc']}", "+data.val=/nope/val.txt"], tmp_path))
+    with monkeypatch.context() as patch:
+        patch.setattr(export_module, "export_onnx", lambda *a, **k: pytest.fail("exported before reading the lines"))
+        with pytest.raises(ConfigError, match=r"verify reads 2 validation batches: /nope/val.txt: no such list file.*"
+                                              r"verify=false"):
+            export(compose_config("export", [f"ckpt_path={checkpoints['ctc']}", "+data.val=/nope/val.txt"], tmp_path))
     assert not (tmp_path / "model.onnx").exists()
     summary = export(compose_config("export", [f"ckpt_path={checkpoints['ctc']}", "+data.val=/nope/val.txt",
                                                "verify=false"], tmp_path))

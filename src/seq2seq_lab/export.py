@@ -48,15 +48,21 @@ def _torchscript_runner(path: Path):
     return lambda inputs: [t.numpy() for t in module(*(torch.from_numpy(np.asarray(a)) for a in inputs))]
 
 
-def _verify(system, meta: dict, run, datamodule, batches: int, label: str, required: bool) -> dict:
+def _verification_batches(datamodule, batches: int) -> list:
+    """The first ``batches`` validation batches, read before anything is exported, so a missing or empty
+    validation split is reported at once rather than after the export."""
     try:
         batches_read = list(itertools.islice(datamodule.val_dataloader(), batches))
     except LabError as err:
         raise ConfigError(f"verify reads {batches} validation batches: {err} "
                           "(+data.val=<a list file of lines> to verify on others, or verify=false)") from None
-    seen, differing, examples = compare(system, meta, run, batches_read)
-    if not seen:
+    if not batches_read:
         raise ConfigError("verify reads the validation split, and it has no data: set data.val, or verify=false")
+    return batches_read
+
+
+def _verify(system, meta: dict, run, batches_read: list, label: str, required: bool) -> dict:
+    seen, differing, examples = compare(system, meta, run, batches_read)
     log.info("%s: %d of %d validation lines decode as in PyTorch", label, seen - differing, seen)
     if differing and required:
         raise ExportError(f"{label}: {differing} of {seen} validation lines decode differently from PyTorch "
@@ -75,6 +81,7 @@ def export(cfg: DictConfig) -> dict:
         raise ConfigError("int8=true: only with format=onnx (onnxruntime's dynamic quantization)")
     datamodule, system = load_trained(cfg.ckpt_path, {"data": cfg.get("data") or {}, "system": cfg.get("system") or {}})
     system.eval()
+    verify_batches = _verification_batches(datamodule, cfg.verify_batches) if cfg.get("verify", True) else None
     out = Path(cfg.out or Path(cfg.paths.output_dir) / f"model{FORMATS[cfg.format]}")
     writer = export_onnx if cfg.format == "onnx" else export_torchscript
     try:
@@ -87,7 +94,7 @@ def export(cfg: DictConfig) -> dict:
     runner = _onnx_runner if cfg.format == "onnx" else _torchscript_runner
     if cfg.get("verify", True):
         try:
-            summary["verify"] = _verify(system, meta, runner(out), datamodule, cfg.verify_batches, str(out), True)
+            summary["verify"] = _verify(system, meta, runner(out), verify_batches, str(out), True)
         except LabError:
             out.unlink(missing_ok=True)
             raise
@@ -97,8 +104,8 @@ def export(cfg: DictConfig) -> dict:
         log.info("wrote %s (%.1f MB)", int8, int8.stat().st_size / 1e6)
         summary["int8"] = {"path": str(int8.resolve())}
         if cfg.get("verify", True):
-            summary["int8"]["verify"] = _verify(system, meta, runner(int8), datamodule, cfg.verify_batches,
-                                                str(int8), False)
+            summary["int8"]["verify"] = _verify(system, meta, runner(int8), verify_batches, str(int8),
+                                                False)
     report = Path(cfg.paths.output_dir) / "export.json"
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(json.dumps(summary, indent=2) + "\n")

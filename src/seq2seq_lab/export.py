@@ -92,7 +92,7 @@ def export(cfg: DictConfig) -> dict:
     summary = {"ckpt_path": str(Path(cfg.ckpt_path).resolve()), "format": cfg.format, "path": str(out.resolve()),
                "kind": meta["kind"], "fixed_width": meta.get("fixed_width")}
     runner = _onnx_runner if cfg.format == "onnx" else _torchscript_runner
-    if cfg.get("verify", True):
+    if verify_batches is not None:
         try:
             summary["verify"] = _verify(system, meta, runner(out), verify_batches, str(out), True)
         except LabError:
@@ -103,7 +103,7 @@ def export(cfg: DictConfig) -> dict:
         quantize_int8(out, int8)
         log.info("wrote %s (%.1f MB)", int8, int8.stat().st_size / 1e6)
         summary["int8"] = {"path": str(int8.resolve())}
-        if cfg.get("verify", True):
+        if verify_batches is not None:
             summary["int8"]["verify"] = _verify(system, meta, runner(int8), verify_batches, str(int8),
                                                 False)
     report = Path(cfg.paths.output_dir) / "export.json"

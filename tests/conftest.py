@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from entry_points import EntryPoints
 from ocr_fakes import write_text_lines
 from seq2seq_lab.data.mnist.idx import write_idx
 
@@ -60,3 +61,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def entry_points():
+    """Runs of ``python -m seq2seq_lab.<module>``, forked from a process that has imported them (tests/entry_points.py)."""
+    server = EntryPoints()
+    yield server
+    server.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +16,14 @@ from seq2seq_lab.errors import ConfigError
 from seq2seq_lab.predict import collect_inputs
 
 
+def _env(data_dir: Path) -> dict[str, str]:
+    return {**os.environ, "S2S_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+
+
 def run_module(module: str, args: list[str], data_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "S2S_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    """``python -m seq2seq_lab.<module> *args`` in an interpreter of its own."""
     return subprocess.run([sys.executable, "-m", f"seq2seq_lab.{module}", *args, f"hydra.run.dir={cwd}/run"],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=cwd, env=_env(data_dir), capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -65,14 +70,28 @@ CASES = [
 
 
 @pytest.mark.parametrize("module, args, message", CASES, ids=[f"{m}:{a[-1]}" for m, a, _ in CASES])
-def test_a_user_error_is_one_message_naming_its_cause(module, args, message, bad_inputs, fake_data_dir, tmp_path):
+def test_a_user_error_is_one_message_naming_its_cause(module, args, message, bad_inputs, fake_data_dir, tmp_path,
+                                                      entry_points):
     fill = {"bad": str(bad_inputs), "tmp": str(tmp_path)}
-    result = run_module(module, [a.format(**fill) for a in args] + (QUICK if module == "train" else []),
-                        fake_data_dir, tmp_path)
+    args = [a.format(**fill) for a in args] + (QUICK if module == "train" else []) + [f"hydra.run.dir={tmp_path}/run"]
+    result = entry_points.run(["-m", f"seq2seq_lab.{module}", *args], tmp_path, _env(fake_data_dir))
     output = result.stdout + result.stderr
     assert result.returncode == 1, output[-3000:]
     assert message.format(**fill) in output, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
+
+
+def test_a_forked_run_answers_as_an_interpreter_of_its_own(fake_data_dir, tmp_path, entry_points):
+    """The cases above are forked from one process that has done the imports (tests/entry_points.py): the
+    same exit status and output as ``python -m`` in an interpreter of its own."""
+    args = ["ckpt_path=/nope/last.ckpt", "backend=onnxruntime"]
+    own = run_module("eval", args, fake_data_dir, tmp_path)
+    forked = entry_points.run(["-m", "seq2seq_lab.eval", *args, f"hydra.run.dir={tmp_path}/run"], tmp_path,
+                              _env(fake_data_dir))
+    stamp = re.compile(r"^\[[0-9-]+ [0-9:,]+\]", re.M)
+    assert own.returncode == 1 and "backend=onnxruntime needs model_path=" in own.stderr + own.stdout
+    assert (forked.returncode, stamp.sub("", forked.stdout), stamp.sub("", forked.stderr)) == \
+        (own.returncode, stamp.sub("", own.stdout), stamp.sub("", own.stderr))
 
 
 def test_the_bench_needs_no_corpus(tmp_path):

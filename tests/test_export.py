@@ -293,14 +293,14 @@ assert np.abs(onnx_log_probs - log_probs.numpy()).max() < 1e-4, "log-probabiliti
 
 
 @pytest.mark.parametrize("positions, stride", [("true", 4), ("concat", 8)])
-def test_column_encodings_export_for_any_width(positions, stride, tmp_path):
+def test_column_encodings_export_for_any_width(positions, stride, tmp_path, entry_points):
     """ocr_zh_cpu's memory carries column encodings (added, or appended as on a CPU without bf16; the
     second case with a column per 8 pixels, model.column_stride=8); ONNX and TorchScript exports make
     them for each batch's width. Exporting twice from one system
     works: an export leaves the system's encoder alone.
-    In a fresh interpreter, as ``python -m seq2seq_lab.export`` runs: after an MNIST export in the same
-    process, torch.export fixes the width of an mlp-attention CRNN, with or without the encodings."""
-    done = subprocess.run([sys.executable, "-c", _EXPORT_AT_ANY_WIDTH, str(tmp_path), positions, str(stride)],
-                          capture_output=True,
-                          text=True, timeout=600)
+    In a process that has exported nothing, as ``python -m seq2seq_lab.export`` runs (forked from one that has
+    only imported the package): after an MNIST export in the same process, torch.export fixes the width of
+    an mlp-attention CRNN, with or without the encodings."""
+    done = entry_points.run(["-c", _EXPORT_AT_ANY_WIDTH, str(tmp_path), positions, str(stride)], tmp_path,
+                            dict(os.environ), timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -72,19 +71,21 @@ def test_missing_data_dir_is_named(tmp_path, monkeypatch):
         train(cfg)
 
 
-def run_cli(args: list[str], env_data: Path, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "S2S_DATA_DIR": str(env_data), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "seq2seq_lab.train", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
+def cli_env(env_data: Path, env: dict | None = None) -> dict[str, str]:
+    return {**os.environ, "S2S_DATA_DIR": str(env_data), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **(env or {})}
+
+
+def run_cli(server, args: list[str], env_data: Path, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m seq2seq_lab.train *args``, forked from the ``entry_points`` server (tests/entry_points.py)."""
+    return server.run(["-m", "seq2seq_lab.train", *args], cwd, cli_env(env_data, env))
 
 
 @pytest.mark.parametrize(
     "override,message",
     [("model.cell=lstmx", "must be one of rnn, lstm, gru"), ("model/attention=bahdanau", "Could not find 'model/attention/bahdanau'")],
 )
-def test_cli_reports_bad_config_without_traceback(override, message, fake_data_dir, tmp_path):
-    result = run_cli([override, f"hydra.run.dir={tmp_path}/run"], fake_data_dir, tmp_path)
+def test_cli_reports_bad_config_without_traceback(override, message, fake_data_dir, tmp_path, entry_points):
+    result = run_cli(entry_points, [override, f"hydra.run.dir={tmp_path}/run"], fake_data_dir, tmp_path)
     assert result.returncode == 1
     assert message in result.stderr + result.stdout
     assert "Traceback" not in result.stderr + result.stdout
@@ -108,17 +109,14 @@ def _last_epoch(run: Path) -> int:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-def test_killed_run_resumes_to_the_same_metrics(sig, fake_data_dir, tmp_path):
-    reference = run_cli([*RESUME_ARGS, f"hydra.run.dir={tmp_path}/reference"], fake_data_dir, tmp_path)
+def test_killed_run_resumes_to_the_same_metrics(sig, fake_data_dir, tmp_path, entry_points):
+    reference = run_cli(entry_points, [*RESUME_ARGS, f"hydra.run.dir={tmp_path}/reference"], fake_data_dir, tmp_path)
     assert reference.returncode == 0, reference.stderr[-2000:]
     expected = json.loads((tmp_path / "reference" / "metrics.json").read_text())
 
     run = tmp_path / "killed"
-    env = {**os.environ, "S2S_DATA_DIR": str(fake_data_dir), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "seq2seq_lab.train", *RESUME_ARGS, f"hydra.run.dir={run}"],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    proc = entry_points.start(["-m", "seq2seq_lab.train", *RESUME_ARGS, f"hydra.run.dir={run}"], tmp_path,
+                              cli_env(fake_data_dir))
     deadline = time.time() + 240
     while _last_epoch(run) < 1 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -129,7 +127,7 @@ def test_killed_run_resumes_to_the_same_metrics(sig, fake_data_dir, tmp_path):
     assert not (run / "metrics.json").exists() or "test/acc" not in json.loads((run / "metrics.json").read_text())
     load_checkpoint(run / "checkpoints" / "last.ckpt")  # readable after the kill
 
-    resumed = run_cli([*RESUME_ARGS, f"hydra.run.dir={run}"], fake_data_dir, tmp_path)  # auto-resume
+    resumed = run_cli(entry_points, [*RESUME_ARGS, f"hydra.run.dir={run}"], fake_data_dir, tmp_path)  # auto-resume
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming from" in resumed.stderr + resumed.stdout
     got = json.loads((run / "metrics.json").read_text())
@@ -151,9 +149,9 @@ SCHEDULED = [
     ([*RESUME_ARGS, "model.dropout=0.3"], "MNISTDataModule"),  # dropout: the RNG state must resume too
     (SCHEDULED, "ToyDataModule"),
 ], ids=["mnist_dropout", "toy_scheduled_sampling"])
-def test_sigterm_mid_epoch_saves_and_resumes_from_the_next_batch(args, module, fake_data_dir, tmp_path):
+def test_sigterm_mid_epoch_saves_and_resumes_from_the_next_batch(args, module, fake_data_dir, tmp_path, entry_points):
     args = [*args, "trainer.max_epochs=3"]
-    reference = run_cli([*args, f"hydra.run.dir={tmp_path}/reference"], fake_data_dir, tmp_path)
+    reference = run_cli(entry_points, [*args, f"hydra.run.dir={tmp_path}/reference"], fake_data_dir, tmp_path)
     assert reference.returncode == 0, reference.stderr[-2000:]
     expected = json.loads((tmp_path / "reference" / "metrics.json").read_text())
 
@@ -161,7 +159,7 @@ def test_sigterm_mid_epoch_saves_and_resumes_from_the_next_batch(args, module, f
     tests_dir = str(Path(__file__).parent)
     stop_at = ["+callbacks.sigterm._target_=helpers.SigtermAtStep", "+callbacks.sigterm.step=75"]  # epoch 1, batch 25 of 50
     env = {"PYTHONPATH": os.pathsep.join([tests_dir, os.environ.get("PYTHONPATH", "")])}
-    stopped = run_cli([*args, *stop_at, f"hydra.run.dir={run}"], fake_data_dir, tmp_path, env)
+    stopped = run_cli(entry_points, [*args, *stop_at, f"hydra.run.dir={run}"], fake_data_dir, tmp_path, env)
     assert stopped.returncode == 143, stopped.stderr[-2000:]
     assert "Traceback" not in stopped.stderr + stopped.stdout
     status = json.loads((run / "metrics.json").read_text())
@@ -169,7 +167,7 @@ def test_sigterm_mid_epoch_saves_and_resumes_from_the_next_batch(args, module, f
     checkpoint = load_checkpoint(run / "checkpoints" / "last.ckpt")
     assert checkpoint[module] == {"epoch": 1, "batches_done": 25}
 
-    resumed = run_cli([*args, f"hydra.run.dir={run}"], fake_data_dir, tmp_path)
+    resumed = run_cli(entry_points, [*args, f"hydra.run.dir={run}"], fake_data_dir, tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     got = json.loads((run / "metrics.json").read_text())
     assert got["status"] == "ok"
@@ -177,8 +175,9 @@ def test_sigterm_mid_epoch_saves_and_resumes_from_the_next_batch(args, module, f
         assert got[key] == pytest.approx(expected[key], abs=1e-6), key
 
 
-def test_the_teacher_forcing_ratio_is_logged_every_step(fake_data_dir, tmp_path):
-    result = run_cli([*SCHEDULED, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}/run"], fake_data_dir, tmp_path)
+def test_the_teacher_forcing_ratio_is_logged_every_step(fake_data_dir, tmp_path, entry_points):
+    result = run_cli(entry_points, [*SCHEDULED, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}/run"], fake_data_dir,
+                     tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     import csv
 

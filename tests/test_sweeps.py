@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -28,10 +27,13 @@ TINY = ["experiment=mnist_simple", "trainer.max_epochs=1", "data.train_subset=10
 QUIET = ["callbacks.progress_bar=null", "callbacks.model_summary=null"]
 
 
-def run_train(args: list[str], data_dir: Path, cwd: Path, timeout: int = 240) -> subprocess.CompletedProcess:
-    env = {**os.environ, "S2S_DATA_DIR": str(data_dir), "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run([sys.executable, "-m", "seq2seq_lab.train", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+def train_env(data_dir: Path) -> dict[str, str]:
+    return {**os.environ, "S2S_DATA_DIR": str(data_dir), "HYDRA_FULL_ERROR": "0"}
+
+
+def run_train(server, args: list[str], data_dir: Path, cwd: Path, timeout: int = 240) -> subprocess.CompletedProcess:
+    """``python -m seq2seq_lab.train *args``, forked from the ``entry_points`` server (tests/entry_points.py)."""
+    return server.run(["-m", "seq2seq_lab.train", *args], cwd, train_env(data_dir), timeout)
 
 
 def as_multirun(cfg) -> None:
@@ -126,11 +128,11 @@ def test_multirun_success_marks_ok(tmp_path):
 
 
 # -- real multiruns -----------------------------------------------------------
-def test_sweep_with_a_failed_job_then_report(fake_data_dir, tmp_path):
+def test_sweep_with_a_failed_job_then_report(fake_data_dir, tmp_path, entry_points):
     """Job 0 fails (a config error), job 1 still runs; the report lists both."""
     sweep = tmp_path / "sweep"
-    proc = run_train(["-m", *TINY, *QUIET, "data.batch_size=0,100", f"paths.log_dir={tmp_path}",
-                      f"hydra.sweep.dir={sweep}"], fake_data_dir, tmp_path)
+    proc = run_train(entry_points, ["-m", *TINY, *QUIET, "data.batch_size=0,100", f"paths.log_dir={tmp_path}",
+                                    f"hydra.sweep.dir={sweep}"], fake_data_dir, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     failed, ok = read_metrics(sweep / "0"), read_metrics(sweep / "1")
     assert failed["status"] == "failed" and "data.batch_size=0" in failed["error"]
@@ -143,20 +145,20 @@ def test_sweep_with_a_failed_job_then_report(fake_data_dir, tmp_path):
 
 
 @pytest.mark.skipif(not os.environ.get("S2S_SLOW_TESTS"), reason="slow (~40 s); set S2S_SLOW_TESTS=1")
-def test_parallel_joblib_sweep(fake_data_dir, tmp_path):
+def test_parallel_joblib_sweep(fake_data_dir, tmp_path, entry_points):
     """hydra/launcher=local_parallel: two worker processes, 1 thread each; a failed job in a worker is recorded."""
     sweep = tmp_path / "sweep"
-    proc = run_train(["-m", "hydra/launcher=local_parallel", *TINY, *QUIET, "data.batch_size=0,100",
-                      f"paths.log_dir={tmp_path}", f"hydra.sweep.dir={sweep}"], fake_data_dir, tmp_path)
+    proc = run_train(entry_points, ["-m", "hydra/launcher=local_parallel", *TINY, *QUIET, "data.batch_size=0,100",
+                                    f"paths.log_dir={tmp_path}", f"hydra.sweep.dir={sweep}"], fake_data_dir, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
     assert read_metrics(sweep / "0")["status"] == "failed" and read_metrics(sweep / "1")["status"] == "ok"
 
 
-def test_optuna_sweep_reports_best_value(fake_data_dir, tmp_path):
+def test_optuna_sweep_reports_best_value(fake_data_dir, tmp_path, entry_points):
     sweep = tmp_path / "optuna"
-    proc = run_train(["hparams_search=mnist_optuna", "hydra.sweeper.n_trials=2", *TINY, "test=false",
-                      "callbacks=none", f"paths.log_dir={tmp_path}", f"hydra.sweep.dir={sweep}"],
+    proc = run_train(entry_points, ["hparams_search=mnist_optuna", "hydra.sweeper.n_trials=2", *TINY, "test=false",
+                                    "callbacks=none", f"paths.log_dir={tmp_path}", f"hydra.sweep.dir={sweep}"],
                      fake_data_dir, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
@@ -181,23 +183,20 @@ def test_the_hparams_tab_starts_with_the_swept_keys_and_leaves_plumbing_out(tmp_
     assert not {"data.data_dir", "data.download", "data.num_workers"} & set(keys)
 
 
-def test_two_workers_search_one_optuna_study_in_sqlite(fake_data_dir, tmp_path):
+def test_two_workers_search_one_optuna_study_in_sqlite(fake_data_dir, tmp_path, entry_points):
     """Two launches on one SQLite storage (as two machines on PostgreSQL would) share the study: no trial lost."""
     optuna = pytest.importorskip("optuna")
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    env = {**os.environ, "S2S_DATA_DIR": str(fake_data_dir), "HYDRA_FULL_ERROR": "0"}
     workers = []
     for worker in (1, 2):  # each its own sampler seed, so their random start-up trials differ
         args = ["hparams_search=mnist_optuna", "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage={storage}",
                 "hydra.sweeper.study_name=shared", *TINY, f"seed={worker}", "test=false", "callbacks=none",
                 f"paths.log_dir={tmp_path}", f"hydra.sweep.dir={tmp_path}/worker{worker}"]
-        workers.append(subprocess.Popen([sys.executable, "-m", "seq2seq_lab.train", *args], cwd=tmp_path, env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        workers.append(entry_points.start(["-m", "seq2seq_lab.train", *args], tmp_path, train_env(fake_data_dir)))
         if worker == 1:
             time.sleep(8)  # the first creates the study; the second joins it (load_if_exists)
     for proc in workers:
-        out, _ = proc.communicate(timeout=300)
-        assert proc.returncode == 0, out[-3000:]
+        assert proc.wait(timeout=300) == 0, "".join(proc.output())[-3000:]
     study = optuna.load_study(study_name="shared", storage=storage)
     states = [t.state for t in study.trials]
     assert len(states) == 4 and all(s == optuna.trial.TrialState.COMPLETE for s in states), states

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 
@@ -134,11 +135,12 @@ def test_figures_and_text():
     assert "| 1 | `34` | `3` | ✗ |" in table and table.count("\n") == 3
 
 
-def test_chinese_titles_draw_without_missing_glyphs():
+def test_chinese_titles_draw_without_missing_glyphs_or_font_warnings(caplog):
     from matplotlib import font_manager
 
     if not {f.name for f in font_manager.fontManager.ttflist} & set(CJK_FAMILIES):
         pytest.skip("no CJK font installed (make fonts)")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), caplog.at_level(logging.WARNING, logger="matplotlib.font_manager"):
         warnings.filterwarnings("error", "Glyph", UserWarning)  # "Glyph ... missing from font(s)"
         samples_figure(torch.rand(1, 1, 32, 128), ["复该德"], ["复该"]).canvas.draw()
+    assert not [r.getMessage() for r in caplog.records if r.name == "matplotlib.font_manager"]  # e.g. "findfont: ..."

@@ -27,12 +27,14 @@ def _plt():
 @functools.cache
 def _add_cjk_fallback() -> None:
     """Let titles and tick labels draw CJK text: the installed CJK families become per-glyph
-    fallbacks of the default font (matplotlib >= 3.6), instead of boxes and a warning per glyph."""
+    fallbacks of the default font (matplotlib >= 3.6), instead of boxes and a warning per glyph.
+    Only families with a regular (400) face: matplotlib logs a warning each time it falls back
+    from "normal" to another weight (WenQuanYi Zen Hei has only 500)."""
     import matplotlib.pyplot as plt
     from matplotlib import font_manager
 
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    cjk = [name for name in CJK_FAMILIES if name in installed]
+    regular = {f.name for f in font_manager.fontManager.ttflist if f.weight in (400, "normal", "regular")}
+    cjk = [name for name in CJK_FAMILIES if name in regular]
     if cjk:
         plt.rcParams["font.family"] = ["DejaVu Sans", *cjk]
 

@@ -28,13 +28,14 @@ def _plt():
 def _add_cjk_fallback() -> None:
     """Let titles and tick labels draw CJK text: the installed CJK families become per-glyph
     fallbacks of the default font (matplotlib >= 3.6), instead of boxes and a warning per glyph.
-    Only families with a regular (400) face: matplotlib logs a warning each time it falls back
-    from "normal" to another weight (WenQuanYi Zen Hei has only 500)."""
+    Families with a regular (400) face where there are any: matplotlib logs a warning each time it
+    falls back from "normal" to another weight (WenQuanYi Zen Hei has only 500)."""
     import matplotlib.pyplot as plt
     from matplotlib import font_manager
 
-    regular = {f.name for f in font_manager.fontManager.ttflist if f.weight in (400, "normal", "regular")}
-    cjk = [name for name in CJK_FAMILIES if name in regular]
+    fonts = font_manager.fontManager.ttflist
+    regular = [name for name in CJK_FAMILIES if any(f.name == name and f.weight in (400, "normal") for f in fonts)]
+    cjk = regular or [name for name in CJK_FAMILIES if any(f.name == name for f in fonts)]
     if cjk:
         plt.rcParams["font.family"] = ["DejaVu Sans", *cjk]
 

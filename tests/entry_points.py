@@ -33,6 +33,11 @@ PRELOADED = ("seq2seq_lab.train", "seq2seq_lab.eval", "seq2seq_lab.predict", "se
              "seq2seq_lab.synth", "seq2seq_lab.bench")
 
 
+def cli_env(data_dir: Path | str, **extra: str) -> dict[str, str]:
+    """The environment of a command-line run in the tests: this one, data under ``data_dir``, one thread, ``extra``."""
+    return {**os.environ, "S2S_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **extra}
+
+
 class Forked:
     """A run the server started: the part of ``subprocess.Popen``'s interface the tests use."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -12,18 +11,15 @@ import pytest
 from PIL import Image
 import torch
 
+from entry_points import cli_env
 from seq2seq_lab.errors import ConfigError
 from seq2seq_lab.predict import collect_inputs
-
-
-def _env(data_dir: Path) -> dict[str, str]:
-    return {**os.environ, "S2S_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 
 
 def run_module(module: str, args: list[str], data_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
     """``python -m seq2seq_lab.<module> *args`` in an interpreter of its own."""
     return subprocess.run([sys.executable, "-m", f"seq2seq_lab.{module}", *args, f"hydra.run.dir={cwd}/run"],
-                          cwd=cwd, env=_env(data_dir), capture_output=True, text=True, timeout=300)
+                          cwd=cwd, env=cli_env(data_dir), capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +70,7 @@ def test_a_user_error_is_one_message_naming_its_cause(module, args, message, bad
                                                       entry_points):
     fill = {"bad": str(bad_inputs), "tmp": str(tmp_path)}
     args = [a.format(**fill) for a in args] + (QUICK if module == "train" else []) + [f"hydra.run.dir={tmp_path}/run"]
-    result = entry_points.run(["-m", f"seq2seq_lab.{module}", *args], tmp_path, _env(fake_data_dir))
+    result = entry_points.run(["-m", f"seq2seq_lab.{module}", *args], tmp_path, cli_env(fake_data_dir))
     output = result.stdout + result.stderr
     assert result.returncode == 1, output[-3000:]
     assert message.format(**fill) in output, output[-3000:]
@@ -87,7 +83,7 @@ def test_a_forked_run_answers_as_an_interpreter_of_its_own(fake_data_dir, tmp_pa
     args = ["ckpt_path=/nope/last.ckpt", "backend=onnxruntime"]
     own = run_module("eval", args, fake_data_dir, tmp_path)
     forked = entry_points.run(["-m", "seq2seq_lab.eval", *args, f"hydra.run.dir={tmp_path}/run"], tmp_path,
-                              _env(fake_data_dir))
+                              cli_env(fake_data_dir))
     stamp = re.compile(r"^\[[0-9-]+ [0-9:,]+\]", re.M)
     assert own.returncode == 1 and "backend=onnxruntime needs model_path=" in own.stderr + own.stdout
     assert (forked.returncode, stamp.sub("", forked.stdout), stamp.sub("", forked.stderr)) == \

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from entry_points import cli_env
 from helpers import compose_config
 from seq2seq_lab.checkpoints import load_checkpoint
 from seq2seq_lab.errors import ConfigError, NonFiniteLossError
@@ -71,13 +72,9 @@ def test_missing_data_dir_is_named(tmp_path, monkeypatch):
         train(cfg)
 
 
-def cli_env(env_data: Path, env: dict | None = None) -> dict[str, str]:
-    return {**os.environ, "S2S_DATA_DIR": str(env_data), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **(env or {})}
-
-
 def run_cli(server, args: list[str], env_data: Path, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     """``python -m seq2seq_lab.train *args``, forked from the ``entry_points`` server (tests/entry_points.py)."""
-    return server.run(["-m", "seq2seq_lab.train", *args], cwd, cli_env(env_data, env))
+    return server.run(["-m", "seq2seq_lab.train", *args], cwd, cli_env(env_data, **(env or {})))
 
 
 @pytest.mark.parametrize(

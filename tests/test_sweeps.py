@@ -16,6 +16,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import open_dict, read_write
 
+from entry_points import cli_env
 from helpers import compose_config
 from seq2seq_lab.errors import ConfigError, reported_errors
 from seq2seq_lab.report import write_report
@@ -27,13 +28,9 @@ TINY = ["experiment=mnist_simple", "trainer.max_epochs=1", "data.train_subset=10
 QUIET = ["callbacks.progress_bar=null", "callbacks.model_summary=null"]
 
 
-def train_env(data_dir: Path) -> dict[str, str]:
-    return {**os.environ, "S2S_DATA_DIR": str(data_dir), "HYDRA_FULL_ERROR": "0"}
-
-
 def run_train(server, args: list[str], data_dir: Path, cwd: Path, timeout: int = 240) -> subprocess.CompletedProcess:
     """``python -m seq2seq_lab.train *args``, forked from the ``entry_points`` server (tests/entry_points.py)."""
-    return server.run(["-m", "seq2seq_lab.train", *args], cwd, train_env(data_dir), timeout)
+    return server.run(["-m", "seq2seq_lab.train", *args], cwd, cli_env(data_dir, HYDRA_FULL_ERROR="0"), timeout)
 
 
 def as_multirun(cfg) -> None:
@@ -192,7 +189,8 @@ def test_two_workers_search_one_optuna_study_in_sqlite(fake_data_dir, tmp_path, 
         args = ["hparams_search=mnist_optuna", "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage={storage}",
                 "hydra.sweeper.study_name=shared", *TINY, f"seed={worker}", "test=false", "callbacks=none",
                 f"paths.log_dir={tmp_path}", f"hydra.sweep.dir={tmp_path}/worker{worker}"]
-        workers.append(entry_points.start(["-m", "seq2seq_lab.train", *args], tmp_path, train_env(fake_data_dir)))
+        workers.append(entry_points.start(["-m", "seq2seq_lab.train", *args], tmp_path,
+                                          cli_env(fake_data_dir, HYDRA_FULL_ERROR="0")))
         if worker == 1:
             time.sleep(8)  # the first creates the study; the second joins it (load_if_exists)
     for proc in workers:

@@ -580,6 +580,23 @@ def test_ocr_zh_cpu_sizes_its_conv_stack_for_the_training_precision(flags, preci
         None, 0.5, 8)  # an explicit setting wins
 
 
+@pytest.mark.parametrize("flags, precision, expected", [
+    ({"avx2", "fma"}, "auto", (1, 1.0)),           # no bf16: fp32, ~60% of the steps in the 40 minutes
+    ({"avx2", "avx512_bf16"}, "auto", (2, 0.5)),   # bf16-mixed: the README's model
+    ({"avx2", "avx512_bf16"}, "32-true", (1, 1.0)),
+])
+def test_ocr_synth_cpu_sizes_its_recurrence_for_the_training_precision(flags, precision, expected, tmp_path,
+                                                                      monkeypatch):
+    import seq2seq_lab.precision as precision_module
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset(flags))
+    cfg = compose_config("train", ["experiment=ocr_synth_cpu", f"trainer.precision={precision}"], tmp_path)
+    model = OmegaConf.to_container(cfg, resolve=True)["model"]
+    assert (model["rnn_layers"], model["teacher_force"]) == expected
+    explicit = compose_config("train", ["experiment=ocr_synth_cpu", f"trainer.precision={precision}",
+                                        "model.rnn_layers=2", "model.teacher_force=0.25"], tmp_path)
+    assert (explicit.model.rnn_layers, explicit.model.teacher_force) == (2, 0.25)  # an explicit setting wins
+
+
 def test_a_config_with_a_list_valued_if_fp32_cpu_resolves_in_place(tmp_path):
     """``--cfg job --resolve`` resolves the config in place, where a resolver's plain list is refused."""
     cfg = compose_config("train", ["experiment=ocr_zh_cpu", "trainer.precision=32-true"], tmp_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from seq2seq_lab.models.cells import StackedCell
+from seq2seq_lab.models.char_lm import LMFusion
 from seq2seq_lab.models.decoder import RecurrentDecoder
 from seq2seq_lab.models.feedback import TokenFeedback
 
@@ -50,14 +51,19 @@ def beam(
     eos_id: int,
     beam_width: int = 5,
     length_penalty: float = 0.0,
+    fusion: LMFusion | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Beam search; ``beam_width=1`` gives the greedy answer.
 
     Hypotheses that produced EOS stay finished (they only extend by EOS at no
     cost). The best hypothesis maximises ``score / length ** length_penalty``.
 
+    With a ``fusion`` (a language model and its weight), hypotheses are ranked by
+    ``log P_model + weight * log P_lm`` summed over their tokens (see :class:`LMFusion`);
+    the returned scores stay the model's own.
+
     Returns:
-        tokens ``(B, L')`` and scores ``(B,)`` (sum of log-probabilities).
+        tokens ``(B, L')`` and scores ``(B,)`` (sum of the model's log-probabilities).
     """
     if not isinstance(decoder.feedback, TokenFeedback):
         raise ValueError("beam search needs a token decoder (TokenFeedback)")
@@ -69,6 +75,9 @@ def beam(
     prev = decoder.feedback.start(batch * width, memory.device)
     scores = torch.full((batch, width), float("-inf"), device=memory.device)
     scores[:, 0] = 0.0  # all beams start identical: keep one
+    model_scores = torch.zeros(batch * width, device=memory.device)
+    if fusion is not None:  # (B*W, n-1): each hypothesis's last n-1 tokens, SOS before its first
+        history = torch.full((batch * width, fusion.lm.order - 1), decoder.feedback.sos_id, dtype=torch.long)
     tokens = torch.zeros(batch * width, 0, dtype=torch.long, device=memory.device)
     finished = torch.zeros(batch * width, dtype=torch.bool, device=memory.device)
     lengths = torch.zeros(batch * width, device=memory.device)
@@ -79,10 +88,14 @@ def beam(
         vocab = log_probs.size(-1)
         log_probs[finished] = float("-inf")
         log_probs[finished, eos_id] = 0.0
-        candidates = (scores.view(-1, 1) + log_probs).view(batch, width * vocab)
+        fused = log_probs if fusion is None else log_probs + fusion.scores(history).to(log_probs.device)
+        candidates = (scores.view(-1, 1) + fused).view(batch, width * vocab)
         scores, index = candidates.topk(width, dim=1)  # (B, W)
         chosen = (base + index // vocab).view(-1)
         token = (index % vocab).view(-1)
+        model_scores = model_scores.index_select(0, chosen) + log_probs[chosen, token]
+        if fusion is not None:
+            history = torch.cat([history.index_select(0, chosen.cpu()), token.cpu().unsqueeze(1)], dim=1)[:, 1:]
         tokens = torch.cat([tokens.index_select(0, chosen), token.unsqueeze(1)], dim=1)
         lengths = lengths.index_select(0, chosen) + (~finished.index_select(0, chosen)).float()
         finished = finished.index_select(0, chosen) | (token == eos_id)
@@ -92,4 +105,4 @@ def beam(
             break
     ranked = scores / lengths.view(batch, width).clamp(min=1) ** length_penalty
     best = (base.squeeze(1) + ranked.argmax(1))
-    return tokens.index_select(0, best), scores.view(-1).index_select(0, best)
+    return tokens.index_select(0, best), model_scores.index_select(0, best)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from seq2seq_lab.models.char_lm import LMFusion
 from seq2seq_lab.models.decoder import RecurrentDecoder
 from seq2seq_lab.models.heads import ClassifierHead, CTCHead
 from seq2seq_lab.models.search import beam, greedy
@@ -72,10 +73,11 @@ class Seq2Seq(nn.Module):
         eos_id: int,
         max_length: int | None = None,
         beam_width: int = 1,
+        fusion: LMFusion | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Decode without targets: tokens ``(B, L')``, scores ``(B,)`` and attention
         ``(B, L', T')`` (None for beam search)."""
-        return self.search(*self.encode(inputs, input_lengths), eos_id, max_length, beam_width)
+        return self.search(*self.encode(inputs, input_lengths), eos_id, max_length, beam_width, fusion)
 
     def search(
         self,
@@ -85,11 +87,13 @@ class Seq2Seq(nn.Module):
         eos_id: int,
         max_length: int | None = None,
         beam_width: int = 1,
+        fusion: LMFusion | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """:meth:`generate` over an encoding (:meth:`encode`), e.g. the one a loss already computed."""
+        """:meth:`generate` over an encoding (:meth:`encode`), e.g. the one a loss already computed.
+        A ``fusion`` with a language model runs a beam search (of width 1 too)."""
         steps = max_length or self.output_length
-        if beam_width > 1:
-            tokens, scores = beam(self.decoder, memory, mask, summary, steps, eos_id, beam_width)
+        if beam_width > 1 or fusion is not None:
+            tokens, scores = beam(self.decoder, memory, mask, summary, steps, eos_id, beam_width, fusion=fusion)
             return tokens, scores, None
         return greedy(self.decoder, memory, mask, summary, steps, eos_id)
 

@@ -4,14 +4,46 @@ from __future__ import annotations
 
 import torch
 
+from seq2seq_lab.data.lm_text import char_lm_from_text
 from seq2seq_lab.data.tokenizer import Tokenizer
+from seq2seq_lab.errors import ConfigError
+from seq2seq_lab.models.char_lm import LMFusion
 from seq2seq_lab.models.ctc import ctc_loss
 from seq2seq_lab.models.search import until_eos
 from seq2seq_lab.systems.attention_stats import AttentionStats, ctc_agreement
 from seq2seq_lab.systems.seq2seq import Seq2SeqSystem, align_predictions
 from seq2seq_lab.systems.text_metrics import decode_references, text_metrics
 
-__all__ = ["OCRSystem"]
+__all__ = ["OCRSystem", "check_lm_options"]
+
+LM_DEFAULTS = {"weight": 0.3, "relative": True, "order": 3, "discount": 0.75, "eps": 0.01}
+
+
+def check_lm_options(lm: dict | None) -> dict | None:
+    """``system.lm`` with its defaults filled in, or None.
+
+    Raises:
+        ConfigError: naming the ``system.lm`` key that is missing, unknown or out of range.
+    """
+    if lm is None:
+        return None
+    options = {**LM_DEFAULTS, **dict(lm)}
+    unknown = sorted(set(options) - set(LM_DEFAULTS) - {"text_file"})
+    if unknown:
+        raise ConfigError(f"system.lm.{unknown[0]}: unknown key; keys: text_file, {', '.join(LM_DEFAULTS)}")
+    if not options.get("text_file"):
+        raise ConfigError("system.lm.text_file: missing (builtin:news, builtin:reviews or a UTF-8 file)")
+    if not options["weight"] >= 0:
+        raise ConfigError(f"system.lm.weight must be >= 0, got {options['weight']}")
+    if not isinstance(options["relative"], bool):
+        raise ConfigError(f"system.lm.relative must be true or false, got {options['relative']!r}")
+    if not (isinstance(options["order"], int) and options["order"] >= 1):
+        raise ConfigError(f"system.lm.order must be an integer >= 1, got {options['order']}")
+    if not 0 < options["discount"] < 1:
+        raise ConfigError(f"system.lm.discount must be in (0, 1), got {options['discount']}")
+    if not 0 < options["eps"] <= 1:
+        raise ConfigError(f"system.lm.eps must be in (0, 1], got {options['eps']}")
+    return options
 
 
 class OCRSystem(Seq2SeqSystem):
@@ -22,6 +54,14 @@ class OCRSystem(Seq2SeqSystem):
     see :mod:`~seq2seq_lab.systems.text_metrics`. The monitor defaults to ``line_acc``.
 
     Args:
+        lm: shallow fusion of a character n-gram language model in decoding (validation, test,
+            predict): a mapping with ``text_file`` (a text source as the generator's:
+            ``builtin:news``, ``builtin:reviews`` or a UTF-8 file), ``weight`` (of its
+            log-probabilities, added to the model's in the beam search; 0 turns it off), and
+            optionally ``relative`` (true: log-probabilities relative to the text's character
+            frequencies), ``order`` (3), ``discount`` (0.75), ``eps`` (0.01); see
+            :mod:`~seq2seq_lab.models.char_lm`. It is counted from the text when first needed
+            (seconds), and is no part of the checkpoint's weights. None: no fusion.
         ctc_weight: ``w`` of joint CTC-attention training (Kim et al., 2017): the
             loss is ``(1 - w) CE + w CTC``, the CTC over the model's ``ctc_head``
             on the encoder memory (blank: id 0, as :class:`CTCSystem`): a per-column
@@ -32,9 +72,11 @@ class OCRSystem(Seq2SeqSystem):
 
     capabilities = frozenset({"decode", "transcribe"})  # text-line images -> text
 
-    def __init__(self, *args, ctc_weight: float = 0.0, **kwargs):
+    def __init__(self, *args, ctc_weight: float = 0.0, lm: dict | None = None, **kwargs):
         kwargs.setdefault("monitor", "line_acc")
         super().__init__(*args, **kwargs)
+        self.lm_options = check_lm_options(lm)
+        self._fusion: LMFusion | None = None
         if not 0.0 <= ctc_weight < 1.0:
             raise ValueError(f"system.ctc_weight must be in [0, 1), got {ctc_weight}")
         if ctc_weight and getattr(self.net, "ctc_head", None) is None:
@@ -43,6 +85,18 @@ class OCRSystem(Seq2SeqSystem):
         self.text_metrics = text_metrics()
         if self.attention_stats is not None and self.net.ctc_head is not None:
             self.attention_stats = AttentionStats(ctc=True)  # also: does the attention look where CTC reads?
+
+    def fusion(self) -> LMFusion | None:
+        if self.lm_options is None or not self.lm_options["weight"]:
+            return None
+        if self._fusion is None:
+            options = {k: v for k, v in self.lm_options.items() if k not in ("weight", "relative")}
+            try:
+                lm = char_lm_from_text(tokenizer=self.tokenizer, **options)
+            except ConfigError as err:
+                raise ConfigError(f"system.lm.{err}") from err
+            self._fusion = LMFusion(lm, float(self.lm_options["weight"]), bool(self.lm_options["relative"]))
+        return self._fusion
 
     def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         ce, outputs = super().compute_loss(batch)

@@ -9,6 +9,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassExactMatch
 
 from seq2seq_lab.data.tokenizer import Tokenizer
+from seq2seq_lab.models.char_lm import LMFusion
 from seq2seq_lab.models.search import greedy_choice, until_eos
 from seq2seq_lab.models.seq2seq import Seq2Seq
 from seq2seq_lab.errors import ConfigError
@@ -91,7 +92,12 @@ class Seq2SeqSystem(BaseSystem):
 
     def forward(self, inputs: torch.Tensor, input_lengths: torch.Tensor | None = None, max_length: int | None = None):
         """Decoded tokens ``(B, L')``, scores ``(B,)`` and attention (greedy) or None (beam)."""
-        return self.net.generate(inputs, input_lengths, self.tokenizer.EOS, max_length, self.beam_width)
+        return self.net.generate(inputs, input_lengths, self.tokenizer.EOS, max_length, self.beam_width,
+                                 self.fusion())
+
+    def fusion(self) -> LMFusion | None:
+        """The language model that decoding fuses with the model's scores (none here)."""
+        return None
 
     @property
     def teacher_forcing_ratio(self) -> float:
@@ -133,9 +139,12 @@ class Seq2SeqSystem(BaseSystem):
 
     def decode_batch(self, batch: dict, outputs: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Tokens ``(B, L')``, scores and attention of the batch, searched from the loss's encoding: greedy
-        is read off :meth:`free_running` (the same decode the exposure gap uses), beam search runs apart."""
-        if self.beam_width > 1:
-            return self.net.search(*outputs["encoded"], self.tokenizer.EOS, batch["targets"].size(1), self.beam_width)
+        is read off :meth:`free_running` (the same decode the exposure gap uses), beam search (and any fusion with a
+        language model, :meth:`fusion`) runs apart."""
+        fusion = self.fusion()
+        if self.beam_width > 1 or fusion is not None:
+            return self.net.search(*outputs["encoded"], self.tokenizer.EOS, batch["targets"].size(1), self.beam_width,
+                                   fusion)
         logits, attention = self.free_running(batch, outputs)
         return (*greedy_choice(logits, self.tokenizer.EOS), attention)
 

@@ -40,7 +40,7 @@ from seq2seq_lab.data.charset import read_charset
 from seq2seq_lab.errors import ConfigError
 
 __all__ = ["BUILTIN_CHARSETS", "BUILTIN_TEXTS", "TextSampler", "builtin_charset", "load_charset",
-           "read_text_lines", "read_text_source", "text_source_file"]
+           "read_text_lines", "read_text_source", "text_segments", "text_source_file", "to_charset"]
 
 CJK_COMMON_FILE = Path(__file__).with_name("cjk_common.txt")
 BUILTIN_CHARSETS = ("digits", "latin", "cjk_common")
@@ -144,7 +144,7 @@ def to_charset(text: str, allowed: set[str] | frozenset[str]) -> str:
     return "".join(out)
 
 
-def _segments(lines: Iterable[str], charset: str, policy: str) -> list[str]:
+def text_segments(lines: Iterable[str], charset: str, policy: str) -> list[str]:
     """Runs of in-charset text: ``drop`` removes unknown characters, ``skip`` splits at them.
 
     Whitespace becomes one space when the charset has a space, else it is an
@@ -223,7 +223,7 @@ class TextSampler:
         self._segments: list[str] | None = None
         self._windows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         if lines is not None:
-            self._segments = _segments(lines, self.charset, policy)
+            self._segments = text_segments(lines, self.charset, policy)
             self._lengths = np.array([len(s) for s in self._segments], dtype=np.int64)
             if not (self._lengths >= self.min_length).any():
                 raise ConfigError(

@@ -1,0 +1,29 @@
+"""A character language model (:class:`~seq2seq_lab.models.char_lm.CharNgramLM`) counted from a text source."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from seq2seq_lab.data.synth.text import read_text_source, text_segments
+from seq2seq_lab.data.tokenizer import Tokenizer
+from seq2seq_lab.models.char_lm import CharNgramLM
+
+__all__ = ["char_lm_from_text"]
+
+log = logging.getLogger(__name__)
+
+
+def char_lm_from_text(text_file: str, tokenizer: Tokenizer, order: int = 3, discount: float = 0.75,
+                      eps: float = 0.01) -> CharNgramLM:
+    """Count ``order``-grams of ``text_file`` (``builtin:news``, ``builtin:reviews`` or a UTF-8 file)
+    over ``tokenizer``'s charset: each run of in-charset text (after the generator's NFKC mapping)
+    is one sequence, so no n-gram spans a character the charset lacks."""
+    start = time.perf_counter()
+    segments = text_segments(read_text_source(text_file), "".join(tokenizer.chars), "skip")
+    sequences = [tokenizer.encode(s)[:-1] for s in segments]  # without EOS
+    char_ids = range(tokenizer.FIRST_CHAR, tokenizer.PAD)
+    lm = CharNgramLM(sequences, tokenizer.vocab_size, char_ids, order=order, discount=discount, eps=eps)
+    log.info("character %d-gram model of %s: %d characters in %d runs, counted in %.1f s", order, text_file,
+             sum(map(len, sequences)), len(sequences), time.perf_counter() - start)
+    return lm

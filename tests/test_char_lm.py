@@ -1,0 +1,131 @@
+"""The character n-gram language model and its shallow fusion in beam search."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from seq2seq_lab.data.lm_text import char_lm_from_text
+from seq2seq_lab.data.tokenizer import Tokenizer
+from seq2seq_lab.errors import ConfigError
+from seq2seq_lab.models import AttentionSeq2Seq
+from seq2seq_lab.models.char_lm import CharNgramLM, LMFusion
+from seq2seq_lab.models.search import beam
+from seq2seq_lab.systems.ocr import check_lm_options
+
+V, CHARS = 8, range(2, 8)  # ids 0 and 1 are SOS and EOS
+
+
+def test_probabilities_over_the_characters_sum_to_one_and_specials_score_zero():
+    lm = CharNgramLM([[2, 3, 4, 2, 3, 5], [6, 7, 2, 3]], V, CHARS, order=3)
+    history = torch.tensor([[0, 0], [0, 2], [2, 3], [7, 7], [4, 2]])
+    log_probs = lm.log_probs(history)
+    assert log_probs.shape == (5, V)
+    torch.testing.assert_close(log_probs[:, 2:].exp().sum(1), torch.ones(5))
+    assert (log_probs[:, :2] == 0).all()
+    assert (log_probs[:, 2:] < 0).all()  # every character keeps some probability
+
+
+def test_bigram_values_are_interpolated_absolute_discounting():
+    d, eps = 0.5, 0.1
+    lm = CharNgramLM([[2, 3, 2, 3, 4]], V, CHARS, order=2, discount=d, eps=eps)
+    # distinct bigrams: 2-3, 3-2, 3-4, so the continuation counts are 3: 1, 2: 1, 4: 1
+    unigram = {w: (1 - eps) * (1 / 3 if w in (2, 3, 4) else 0) + eps / 6 for w in CHARS}
+    # after 3: c(3 2) = c(3 4) = 1, c(3) = 2, two distinct successors
+    expected = {w: max((w in (2, 4)) - d, 0) / 2 + d * 2 / 2 * unigram[w] for w in CHARS}
+    got = lm.log_probs(torch.tensor([[3]]))[0]
+    for w in CHARS:
+        assert math.isclose(got[w].exp().item(), expected[w], rel_tol=1e-5)
+    unseen = lm.log_probs(torch.tensor([[7]]))[0]  # 7 never starts a bigram: the unigram level whole
+    for w in CHARS:
+        assert math.isclose(unseen[w].exp().item(), unigram[w], rel_tol=1e-5)
+
+
+def test_relative_scores_are_zero_without_context_and_favour_what_the_context_predicts():
+    lm = CharNgramLM([[2, 3]] * 20 + [[4, 5]] * 20, V, CHARS, order=2)
+    relative = lm.log_probs(torch.tensor([[0], [2]]), relative=True)
+    torch.testing.assert_close(relative[0], torch.zeros(V))
+    assert relative[1].argmax() == 3 and relative[1, 3] > 0 > relative[1, 5]
+
+
+def _tiny_model():
+    torch.manual_seed(3)
+    model = AttentionSeq2Seq(7, 5, 16, 6, V, embed_dim=8).eval()
+    return model, model.encode(torch.randn(4, 7, 5))
+
+
+def test_fusion_of_weight_zero_changes_nothing():
+    model, encoded = _tiny_model()
+    lm = CharNgramLM([[2, 3, 4, 5]], V, CHARS, order=2)
+    plain = beam(model.decoder, *encoded, 6, eos_id=1, beam_width=3)
+    fused = beam(model.decoder, *encoded, 6, eos_id=1, beam_width=3, fusion=LMFusion(lm, 0.0))
+    assert torch.equal(plain[0], fused[0])
+    torch.testing.assert_close(plain[1], fused[1])
+
+
+def test_a_heavy_relative_fusion_follows_the_language_model_and_returns_the_models_scores():
+    model, encoded = _tiny_model()
+    tokens, _ = beam(model.decoder, *encoded, 6, eos_id=1, beam_width=1)
+    first = int(tokens[0, 0])
+    assert first >= 2, "the fixture's first reading starts with a character"
+    follower = next(c for c in CHARS if c not in (first, int(tokens[0, 1])))
+    lm = CharNgramLM([[first, follower]] * 50 + [[c, c] for c in CHARS], V, CHARS, order=2)
+    fused, scores = beam(model.decoder, *encoded, 6, eos_id=1, beam_width=1, fusion=LMFusion(lm, 20.0, relative=True))
+    assert fused[0, 0] == first and fused[0, 1] == follower  # a context never seen scores 0: the first stays
+    # the returned score is the model's own log-probability of what was read
+    logits, _ = model.decoder(*encoded, targets=fused, teacher_forcing=1.0)
+    log_probs = logits.log_softmax(-1)[0].gather(1, fused[0].unsqueeze(1)).squeeze(1)
+    length = int((fused[0] == 1).nonzero()[0]) + 1 if (fused[0] == 1).any() else fused.size(1)
+    assert math.isclose(scores[0].item(), log_probs[:length].sum().item(), rel_tol=1e-4, abs_tol=1e-4)
+
+
+def test_the_model_counts_a_text_file_over_the_charset(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("甲乙丙甲乙丙\n甲乙丁，\n", encoding="utf-8")
+    tokenizer = Tokenizer("甲乙丙丁，")
+    lm = char_lm_from_text(str(text), tokenizer, order=2)
+    after = lm.log_probs(torch.tensor([[tokenizer.encode("甲")[0]]]))[0, tokenizer.FIRST_CHAR:tokenizer.PAD]
+    assert tokenizer.decode([int(after.argmax()) + tokenizer.FIRST_CHAR]) == "乙"
+
+
+def test_lm_options_name_the_bad_key():
+    assert check_lm_options(None) is None
+    assert check_lm_options({"text_file": "builtin:news"})["order"] == 3
+    with pytest.raises(ConfigError, match="system.lm.text_file"):
+        check_lm_options({"weight": 0.3})
+    with pytest.raises(ConfigError, match="system.lm.wieght"):
+        check_lm_options({"text_file": "builtin:news", "wieght": 0.3})
+    with pytest.raises(ConfigError, match="system.lm.order"):
+        check_lm_options({"text_file": "builtin:news", "order": 0})
+
+
+def test_eval_fuses_a_language_model_named_by_an_override(fake_data_dir, tmp_path, caplog):
+    from seq2seq_lab.assemble import build_datamodule, build_system
+    from seq2seq_lab.eval import evaluate
+
+    from helpers import compose_config
+
+    corpus = fake_data_dir / "ocr"
+    data = [f"data.{s}={corpus}/{s}.txt" for s in ("train", "val", "test")]
+    cfg = compose_config("train", ["experiment=ocr_crnn_attention", *data, f"data.charset={corpus}/charset.txt",
+                                   "data.max_length=4", "data.width=96", "data.num_workers=0", "model.width_mult=0.125",
+                                   "model.rnn_hidden=16", "model.hidden_dim=16", "model.embed_dim=8"], tmp_path / "train")
+    torch.manual_seed(0)
+    system = build_system(cfg, build_datamodule(cfg))
+    assert system.fusion() is None  # system.lm: null
+    ckpt = tmp_path / "random.ckpt"
+    torch.save({"state_dict": system.state_dict(), "run_config": system.run_config}, ckpt)
+    text = tmp_path / "text.txt"
+    text.write_text("abc0123\nbad 12\n", encoding="utf-8")
+
+    plain = evaluate(compose_config("eval", [f"ckpt_path={ckpt}", "trainer=cpu", "breakdown=false"], tmp_path / "e1"))
+    with caplog.at_level("INFO", logger="seq2seq_lab.data.lm_text"):
+        fused = evaluate(compose_config("eval", [f"ckpt_path={ckpt}", "trainer=cpu", "breakdown=false",
+                                                 f"+system.lm={{text_file: {text}, weight: 0.5}}"], tmp_path / "e2"))
+    assert "character 3-gram model of" in caplog.text
+    assert {"test/cer", "test/line_acc"} <= set(fused) and {"test/cer", "test/line_acc"} <= set(plain)
+    with pytest.raises(Exception, match="system.lm.order"):  # a ConfigError, as Hydra's instantiate wraps it
+        evaluate(compose_config("eval", [f"ckpt_path={ckpt}", "trainer=cpu", "breakdown=false",
+                                         f"+system.lm={{text_file: {text}, order: 0}}"], tmp_path / "e3"))

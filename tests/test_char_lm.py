@@ -129,3 +129,11 @@ def test_eval_fuses_a_language_model_named_by_an_override(fake_data_dir, tmp_pat
     with pytest.raises(Exception, match="system.lm.order"):  # a ConfigError, as Hydra's instantiate wraps it
         evaluate(compose_config("eval", [f"ckpt_path={ckpt}", "trainer=cpu", "breakdown=false",
                                          f"+system.lm={{text_file: {text}, order: 0}}"], tmp_path / "e3"))
+
+
+def test_ocr_zh_cpu_fuses_a_model_of_the_generators_own_text(tmp_path):
+    from helpers import compose_config
+
+    cfg = compose_config("train", ["experiment=ocr_zh_cpu", "synth.text_file=my_text.txt"], tmp_path)
+    assert cfg.system.lm.text_file == "my_text.txt" and cfg.system.lm.weight > 0
+    assert check_lm_options(cfg.system.lm)["relative"] is True

@@ -16,7 +16,7 @@ from seq2seq_lab.systems.text_metrics import decode_references, text_metrics
 
 __all__ = ["OCRSystem", "check_lm_options"]
 
-LM_DEFAULTS = {"weight": 0.3, "relative": True, "order": 3, "discount": 0.75, "eps": 0.01}
+LM_DEFAULTS = {"weight": 0.4, "relative": True, "order": 3, "discount": 0.75, "eps": 0.01}
 
 
 def check_lm_options(lm: dict | None) -> dict | None:

@@ -99,6 +99,8 @@ def test_lm_options_name_the_bad_key():
         check_lm_options({"text_file": "builtin:news", "wieght": 0.3})
     with pytest.raises(ConfigError, match="system.lm.order"):
         check_lm_options({"text_file": "builtin:news", "order": 0})
+    with pytest.raises(ConfigError, match="system.lm.weight must be a number"):
+        check_lm_options({"text_file": "builtin:news", "weight": "high"})
 
 
 def test_eval_fuses_a_language_model_named_by_an_override(fake_data_dir, tmp_path, caplog):

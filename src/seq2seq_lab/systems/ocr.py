@@ -33,6 +33,9 @@ def check_lm_options(lm: dict | None) -> dict | None:
         raise ConfigError(f"system.lm.{unknown[0]}: unknown key; keys: text_file, {', '.join(LM_DEFAULTS)}")
     if not options.get("text_file"):
         raise ConfigError("system.lm.text_file: missing (builtin:news, builtin:reviews or a UTF-8 file)")
+    for key in ("weight", "discount", "eps"):
+        if isinstance(options[key], bool) or not isinstance(options[key], (int, float)):
+            raise ConfigError(f"system.lm.{key} must be a number, got {options[key]!r}")
     if not options["weight"] >= 0:
         raise ConfigError(f"system.lm.weight must be >= 0, got {options['weight']}")
     if not isinstance(options["relative"], bool):

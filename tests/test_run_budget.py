@@ -67,6 +67,8 @@ def test_off_without_a_budget_and_ignored_without_max_time(monkeypatch, caplog):
     assert "needs trainer.max_time" in caplog.text
     with pytest.raises(ValueError, match="positive"):
         RunBudget(budget="00:00:00:00")
+    with pytest.raises(ValueError, match="want \"DD:HH:MM:SS\""):
+        RunBudget(budget="86 minutes")
 
 
 def test_ocr_zh_cpu_sets_a_budget_under_90_minutes(tmp_path):

@@ -37,9 +37,12 @@ class RunBudget(L.Callback):
     """
 
     def __init__(self, budget: str | dict | None = None):
-        self.budget = seconds(budget)
+        try:
+            self.budget = seconds(budget)
+        except (TypeError, ValueError):
+            raise ValueError(f"budget={budget!r}: want \"DD:HH:MM:SS\", e.g. \"00:01:26:00\", or null") from None
         if self.budget is not None and self.budget <= 0:
-            raise ValueError(f"run budget must be positive, got {budget!r}")
+            raise ValueError(f"budget={budget!r}: must be positive")
         self.start = monotonic()
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -142,10 +142,20 @@ def test_stretch_condenses_or_extends_the_glyphs_and_is_off_by_default(cjk_faces
 
 
 def test_look_config_rejects_bad_values():
-    with pytest.raises(ValueError, match="p_blur"):
+    with pytest.raises(ConfigError, match=r"look\.p_blur"):
         LookConfig(p_blur=1.5)
-    with pytest.raises(ValueError, match="spacing"):
+    with pytest.raises(ConfigError, match=r"look\.spacing"):
         LookConfig(spacing=(0.3, 0.1))
+
+
+def test_a_setting_the_look_lacks_is_named_not_a_type_error():
+    # render.* is the simple style's look; a real-style setting under it is named, with the settings it has
+    with pytest.raises(ConfigError, match=r"render has no setting contrast; its settings are: width, height"):
+        CorpusSpec(charset=CJK, style="real", render={"contrast": [25, 60]})
+    with pytest.raises(ConfigError, match=r"look has no setting contrsat, p_blurr; its settings are: height"):
+        CorpusSpec(charset=CJK, style="real", look={"contrsat": [25, 60], "p_blurr": 1.0})
+    spec = CorpusSpec(charset=CJK, style="real", look={"contrast": [25, 60]})
+    assert spec.look["contrast"] == [25.0, 60.0] and spec.look["p_blur"] == LookConfig().p_blur
 
 
 def _spec(train_face: FontFace, heldout_face: FontFace, **kw) -> CorpusSpec:

@@ -47,7 +47,7 @@ from rich.progress import (
 from seq2seq_lab.data.synth.drawer import LineDrawer, make_drawer
 from seq2seq_lab.data.synth.faces import font_names
 from seq2seq_lab.data.synth.look import LookConfig
-from seq2seq_lab.data.synth.render import RenderConfig
+from seq2seq_lab.data.synth.render import RenderConfig, settings_from
 from seq2seq_lab.data.synth.text import load_charset, text_source_file
 from seq2seq_lab.errors import ConfigError, LabError
 
@@ -109,9 +109,9 @@ class CorpusSpec:
             raise ConfigError(f"heldout_fonts must not be in fonts: {sorted(overlap)}")
         if self.text_file:
             text_source_file(self.text_file)  # a missing file or package is named before any drawing
-        self.render = RenderConfig(**self.render).to_dict()  # validated, with every default filled
+        self.render = settings_from(RenderConfig, self.render, "render").to_dict()  # validated, defaults filled
         if self.style == "real":
-            self.look = LookConfig(**(self.look or {})).to_dict()
+            self.look = settings_from(LookConfig, self.look or {}, "look").to_dict()
 
     def counts(self) -> dict[str, int]:
         """Lines per split; test_heldout only when it has lines."""

@@ -87,11 +87,11 @@ class LookConfig:
     jpeg_quality: tuple[float, float] = (30.0, 95.0)
 
     def __post_init__(self) -> None:
-        check_ranges(self)
+        check_ranges(self, "look")
         if self.height < 8 or self.max_width < self.height:
-            raise ConfigError(f"render.height must be >= 8 and max_width >= height, got {self.height}, {self.max_width}")
+            raise ConfigError(f"look.height must be >= 8 and max_width >= height, got {self.height}, {self.max_width}")
         if not 0 <= self.contrast[0] <= 255:
-            raise ConfigError(f"render.contrast must lie in [0, 255], got {list(self.contrast)}")
+            raise ConfigError(f"look.contrast must lie in [0, 255], got {list(self.contrast)}")
 
     def to_dict(self) -> dict:
         return settings_dict(self)

@@ -13,6 +13,7 @@ any process.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -20,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from seq2seq_lab.errors import ConfigError
 
-__all__ = ["RenderConfig", "load_font", "render_line", "text_mask"]
+__all__ = ["RenderConfig", "load_font", "render_line", "settings_from", "text_mask"]
 
 _MIN_FONT_SIZE = 6
 
@@ -71,20 +72,33 @@ class RenderConfig:
         return settings_dict(self)
 
 
-def check_ranges(settings) -> None:
+def check_ranges(settings, key: str = "render") -> None:
     """Check a settings dataclass: ``[low, high]`` pairs (made float tuples) and ``p_*`` probabilities.
 
     Raises:
-        ValueError: naming the ``render.*`` key.
+        ConfigError: naming the ``<key>.*`` setting.
     """
     for f in fields(settings):
         value = getattr(settings, f.name)
         if isinstance(value, (list, tuple)):
             if len(value) != 2 or value[0] > value[1]:
-                raise ConfigError(f"render.{f.name} must be [low, high], got {list(value)}")
+                raise ConfigError(f"{key}.{f.name} must be [low, high], got {list(value)}")
             setattr(settings, f.name, (float(value[0]), float(value[1])))
         elif f.name.startswith("p_") and not 0.0 <= value <= 1.0:
-            raise ConfigError(f"render.{f.name} must be a probability in [0, 1], got {value}")
+            raise ConfigError(f"{key}.{f.name} must be a probability in [0, 1], got {value}")
+
+
+def settings_from(cls, values: Mapping, key: str):
+    """``cls(**values)`` for a settings dataclass, with a clear error for a setting it lacks.
+
+    Raises:
+        ConfigError: naming ``<key>.<setting>`` and the settings ``cls`` has.
+    """
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"{key} has no setting {', '.join(unknown)}; its settings are: {', '.join(known)}")
+    return cls(**values)
 
 
 def settings_dict(settings) -> dict:

@@ -11,6 +11,7 @@ from seq2seq_lab.models.char_lm import LMFusion
 from seq2seq_lab.models.ctc import ctc_loss
 from seq2seq_lab.models.search import until_eos
 from seq2seq_lab.systems.attention_stats import AttentionStats, ctc_agreement
+from seq2seq_lab.systems.guided_attention import GuideSchedule, diagonal_guide_loss
 from seq2seq_lab.systems.seq2seq import Seq2SeqSystem, align_predictions
 from seq2seq_lab.systems.text_metrics import decode_references, text_metrics
 
@@ -70,15 +71,22 @@ class OCRSystem(Seq2SeqSystem):
             on the encoder memory (blank: id 0, as :class:`CTCSystem`): a per-column
             signal for the encoder that does not wait for the attention to align.
             Decoding uses the attention decoder only. 0: plain cross-entropy.
+        guide: a diagonal prior on the attention in training, added to the loss: a mapping with
+            ``weight`` (at step 0), ``sigma`` (its width, a fraction of the line) and ``steps``
+            (where its weight has fallen linearly to 0; 0: constant); see
+            :mod:`~seq2seq_lab.systems.guided_attention`. Logged as ``train/guide_loss``. None: off.
         others: as :class:`Seq2SeqSystem`.
     """
 
     capabilities = frozenset({"decode", "transcribe"})  # text-line images -> text
 
-    def __init__(self, *args, ctc_weight: float = 0.0, lm: dict | None = None, **kwargs):
+    def __init__(self, *args, ctc_weight: float = 0.0, lm: dict | None = None, guide: dict | None = None, **kwargs):
         kwargs.setdefault("monitor", "line_acc")
         super().__init__(*args, **kwargs)
         self.lm_options = check_lm_options(lm)
+        self.guide = GuideSchedule.from_config(guide)
+        if self.guide is not None and self.attention_stats is None:
+            raise ConfigError("system.guide needs a model with attention (model/attention is none)")
         self._fusion: LMFusion | None = None
         if not 0.0 <= ctc_weight < 1.0:
             raise ValueError(f"system.ctc_weight must be in [0, 1), got {ctc_weight}")
@@ -103,20 +111,28 @@ class OCRSystem(Seq2SeqSystem):
 
     def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         ce, outputs = super().compute_loss(batch)
-        if not self.ctc_weight:
-            return ce, outputs
+        self.loss_parts = {}
+        loss = ce
         memory, mask, _ = outputs["encoded"]
-        targets = batch["targets"]  # (B, L): chars, EOS, PAD
-        outputs["ctc"] = self.net.ctc_head(memory)  # (B, T, V); the attention-CTC agreement reads it again
-        ctc = ctc_loss(outputs["ctc"], mask.sum(1), targets, batch["target_lengths"] - 1, Tokenizer.SOS)
-        self.loss_parts = {"ce_loss": ce.detach(), "ctc_loss": ctc.detach()}
-        return (1 - self.ctc_weight) * ce + self.ctc_weight * ctc, outputs
+        if self.ctc_weight:
+            targets = batch["targets"]  # (B, L): chars, EOS, PAD
+            outputs["ctc"] = self.net.ctc_head(memory)  # (B, T, V); the attention-CTC agreement reads it again
+            ctc = ctc_loss(outputs["ctc"], mask.sum(1), targets, batch["target_lengths"] - 1, Tokenizer.SOS)
+            self.loss_parts |= {"ce_loss": ce.detach(), "ctc_loss": ctc.detach()}
+            loss = (1 - self.ctc_weight) * ce + self.ctc_weight * ctc
+        weight = self.guide.weight_at(self.global_step) if self.guide is not None and self.training else 0.0
+        if weight:
+            guide = diagonal_guide_loss(outputs["attention"], mask, batch["target_lengths"] - 1, self.guide.sigma)
+            self.loss_parts |= {"ce_loss": ce.detach(), "guide_loss": guide.detach()}
+            loss = loss + weight * guide
+        return loss, outputs
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = super().training_step(batch, batch_idx)
-        if self.ctc_weight:  # the two terms, as train/ce_loss and train/ctc_loss
+        if self.loss_parts:  # the terms (train/ce_loss, train/ctc_loss, train/guide_loss), and CE per step
             self.log_dict({f"train/{k}": v for k, v in self.loss_parts.items()}, on_step=False, on_epoch=True,
                           batch_size=batch["targets"].size(0))
+            self.log("train/ce_loss_step", self.loss_parts["ce_loss"], on_step=True, on_epoch=False)
         return loss
 
     def update_metrics(self, batch: dict, outputs: dict, stage: str) -> None:

@@ -123,12 +123,13 @@ class Seq2SeqSystem(BaseSystem):
         )
 
     def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        """The loss and ``{"logits": (B, L, V), "encoded": (memory, mask, summary)}``: validation decodes
-        from the same encoding instead of encoding the batch again."""
+        """The loss and ``{"logits": (B, L, V), "attention": (B, L, T), "encoded": (memory, mask, summary)}``:
+        validation decodes from the same encoding instead of encoding the batch again."""
         targets = batch["targets"]
         encoded = self.net.encode(batch["inputs"], batch.get("input_lengths"))
-        logits, _ = self.net.decode(*encoded, targets, self.teacher_forcing_ratio, draw=self.teacher_forcing_draw)
-        return self.token_loss(logits, targets), {"logits": logits, "encoded": encoded}
+        logits, attention = self.net.decode(*encoded, targets, self.teacher_forcing_ratio,
+                                            draw=self.teacher_forcing_draw)
+        return self.token_loss(logits, targets), {"logits": logits, "attention": attention, "encoded": encoded}
 
     def free_running(self, batch: dict, outputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits ``(B, L, V)`` and attention ``(B, L, T)`` of the loss's encoding decoded on the model's own

@@ -52,7 +52,8 @@ def test_the_schedule_fades_out_and_bad_keys_are_named():
     assert GuideSchedule.from_config({"steps": 0}).weight_at(10**6) == 1.0  # steps 0: constant
     assert GuideSchedule.from_config(None) is None and GuideSchedule.from_config({"weight": 0}) is None
     for bad, match in [({"wieght": 1}, "system.guide.wieght: unknown key"), ({"sigma": 0}, "sigma must be > 0"),
-                       ({"weight": -1}, "weight must be a number >= 0"), ({"steps": 1.5}, "steps must be an integer")]:
+                       ({"weight": -1}, "weight must be a number >= 0"), ({"steps": 1.5}, "steps must be an integer"),
+                       (True, "system.guide must be null or a mapping")]:
         with pytest.raises(ConfigError, match=match):
             GuideSchedule.from_config(bad)
 

@@ -13,6 +13,7 @@ digits).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import torch
@@ -64,7 +65,7 @@ class GuideSchedule:
     steps: int = 2000
 
     @classmethod
-    def from_config(cls, guide: dict | None) -> GuideSchedule | None:
+    def from_config(cls, guide: Mapping | None) -> GuideSchedule | None:
         """The schedule ``system.guide`` asks for, or None (null, or weight 0).
 
         Raises:
@@ -72,6 +73,8 @@ class GuideSchedule:
         """
         if guide is None:
             return None
+        if not isinstance(guide, Mapping):
+            raise ConfigError(f"system.guide must be null or a mapping of weight, sigma, steps, got {guide!r}")
         known = set(asdict(cls()))
         unknown = sorted(set(guide) - known)
         if unknown:

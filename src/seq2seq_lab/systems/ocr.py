@@ -85,7 +85,7 @@ class OCRSystem(Seq2SeqSystem):
         super().__init__(*args, **kwargs)
         self.lm_options = check_lm_options(lm)
         self.guide = GuideSchedule.from_config(guide)
-        if self.guide is not None and self.attention_stats is None:
+        if self.guide is not None and self.net.decoder.attention.name == "none":
             raise ConfigError("system.guide needs a model with attention (model/attention is none)")
         self._fusion: LMFusion | None = None
         if not 0.0 <= ctc_weight < 1.0:

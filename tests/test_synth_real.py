@@ -12,7 +12,7 @@ from PIL import Image
 
 from seq2seq_lab.data.synth.corpus import CorpusSpec, generate_corpus
 from seq2seq_lab.data.synth.drawer import LineDrawer
-from seq2seq_lab.data.synth.faces import FontFace, coverage, faces_for, resolve_faces
+from seq2seq_lab.data.synth.faces import CoverageIndex, FontFace, coverage, faces_for, resolve_faces
 from seq2seq_lab.data.synth.fonts import NoFontError
 from seq2seq_lab.data.synth.look import LookConfig, render_real_line
 from seq2seq_lab.data.synth.text import TextSampler, read_text_source, to_charset
@@ -116,6 +116,21 @@ def test_a_line_is_drawn_only_with_faces_that_have_every_glyph(cjk_faces):
     lacking = next(c for c in rare if c not in coverage(face))
     assert face not in faces_for("我们" + lacking, cjk_faces)
     assert face in faces_for("我们 的", cjk_faces)  # spaces need no glyph
+
+
+def test_the_coverage_index_answers_as_the_character_maps_do(cjk_faces):
+    """The drawer's per-character bit masks give, line after line, the faces whose maps hold every glyph."""
+    rare = "丂丄丅丆丏丒丗丟丠両丣並丩丮丯丱丳丵丷丼乀乁乂乄乆乊乑乕乗乚乛乢乣乤乥乧乨乪乫乬乭乮乯"
+    alphabet = CJK + rare + "，。《》ABC12 "
+    index, rng = CoverageIndex(cjk_faces), np.random.default_rng(0)
+    answers = set()
+    for _ in range(300):
+        text = "".join(rng.choice(list(alphabet), size=int(rng.integers(1, 12))))
+        expected = [f for f in cjk_faces if {c for c in text if not c.isspace()} <= coverage(f)]
+        assert index.covering(text) == expected, text
+        answers.add(len(expected))
+    if any(not set(rare) <= coverage(f) for f in cjk_faces):
+        assert len(answers) > 1  # some lines were covered by fewer faces than others
 
 
 def test_realistic_line_is_deterministic_for_a_seed_and_keeps_its_aspect(cjk_faces):

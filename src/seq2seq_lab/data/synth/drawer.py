@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from seq2seq_lab.data.synth.faces import FontFace, faces_for, font_names, resolve_faces
+from seq2seq_lab.data.synth.faces import CoverageIndex, FontFace, font_names, resolve_faces
 from seq2seq_lab.data.synth.fonts import find_fonts
 from seq2seq_lab.data.synth.look import LookConfig, render_real_line
 from seq2seq_lab.data.synth.render import RenderConfig, render_line
@@ -48,11 +48,14 @@ class LineDrawer:
     families: list[tuple[int, int]] = field(default_factory=list)
     heldout_families: list[tuple[int, int]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self._covering = {False: CoverageIndex(self.fonts), True: CoverageIndex(self.heldout)}
+
     def _family_faces(self, label: str, heldout: bool, rng: np.random.Generator) -> list[FontFace]:
         """The faces of one family covering ``label``: a group drawn alike among the groups with such a
         face, then a family alike among that group's."""
         pool, families = (self.heldout, self.heldout_families) if heldout else (self.fonts, self.families)
-        covering = set(faces_for(label, pool))
+        covering = set(self._covering[heldout].covering(label))
         tree: dict[int, dict[int, list[FontFace]]] = {}
         for k, face in enumerate(pool):
             if face in covering:

@@ -27,7 +27,7 @@ from fontTools.ttLib import TTCollection, TTFont, TTLibError
 
 from seq2seq_lab.data.synth.fonts import HINT, NoFontError, font_files
 
-__all__ = ["FontFace", "coverage", "faces_for", "font_names", "resolve_faces"]
+__all__ = ["CoverageIndex", "FontFace", "coverage", "faces_for", "font_names", "resolve_faces"]
 
 _SC_NAME = re.compile(r"\b(SC|CN|GB)\b|Simplified", re.IGNORECASE)
 _COLLECTIONS = (".ttc", ".otc")
@@ -130,5 +130,32 @@ def coverage(face: FontFace) -> frozenset[str]:
 
 def faces_for(text: str, faces: Iterable[FontFace]) -> list[FontFace]:
     """The faces that have a glyph for every non-space character of ``text``."""
-    chars = {c for c in text if not c.isspace()}
-    return [f for f in faces if chars <= coverage(f)]
+    return CoverageIndex(faces).covering(text)
+
+
+class CoverageIndex:
+    """Which of ``faces`` cover a line, asked once per line drawn.
+
+    Each character seen gets a bit mask of the faces that have it (built on first sight from
+    :func:`coverage`); a line's faces are the AND of its characters' masks, not a set test
+    per face.
+    """
+
+    def __init__(self, faces: Iterable[FontFace]):
+        self.faces = list(faces)
+        self._every = (1 << len(self.faces)) - 1
+        self._masks: dict[str, int] = {}
+
+    def _mask(self, char: str) -> int:
+        mask = self._masks.get(char)
+        if mask is None:
+            mask = self._masks[char] = sum(1 << k for k, f in enumerate(self.faces) if char in coverage(f))
+        return mask
+
+    def covering(self, text: str) -> list[FontFace]:
+        """The faces with a glyph for every non-space character of ``text``, in ``faces``' order."""
+        bits = self._every
+        for c in set(text):
+            if not c.isspace():
+                bits &= self._mask(c)
+        return [f for k, f in enumerate(self.faces) if bits >> k & 1]

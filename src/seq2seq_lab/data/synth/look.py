@@ -97,9 +97,15 @@ class LookConfig:
         return settings_dict(self)
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=2048)  # ~26 faces x the ~60 sizes size_jitter makes of font_size's range
 def _font(face: FontFace, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(face.path, size, index=face.index, layout_engine=ImageFont.Layout.BASIC)
+
+
+@functools.lru_cache(maxsize=65536)
+def _advance(face: FontFace, size: int, char: str) -> float:
+    """How far ``char`` moves the pen in ``face`` at ``size`` (asked twice per character, once per line)."""
+    return _font(face, size).getlength(char)
 
 
 def _glyph_mask(text: str, face: FontFace, size: int, rng: np.random.Generator, cfg: LookConfig) -> Image.Image:
@@ -109,16 +115,16 @@ def _glyph_mask(text: str, face: FontFace, size: int, rng: np.random.Generator, 
     shifts = rng.uniform(-cfg.baseline_jitter, cfg.baseline_jitter, size=len(text)) * size
     stroke = int(rng.random() < cfg.p_bold) * max(1, round(size / 28))
     thin = rng.random() < cfg.p_thin
-    width = int(sum(_font(face, max(6, round(size * s))).getlength(c) for c, s in zip(text, scales))
-                + spacing * len(text) + 2 * size)
+    sizes = [max(6, round(size * s)) for s in scales]
+    width = int(sum(_advance(face, s, c) for c, s in zip(text, sizes)) + spacing * len(text) + 2 * size)
     mask = Image.new("L", (max(width, size), 2 * size), 0)
     draw = ImageDraw.Draw(mask)
     x, baseline = size * 0.5, size * 1.5
-    for c, s, dy in zip(text, scales, shifts):
-        font = _font(face, max(6, round(size * s)))
+    for c, s, dy in zip(text, sizes, shifts):
         if not c.isspace():
-            draw.text((x, baseline + dy), c, fill=255, font=font, anchor="ls", stroke_width=stroke, stroke_fill=255)
-        x += font.getlength(c) + spacing + (size * 0.3 if c.isspace() else 0.0)
+            draw.text((x, baseline + dy), c, fill=255, font=_font(face, s), anchor="ls", stroke_width=stroke,
+                      stroke_fill=255)
+        x += _advance(face, s, c) + spacing + (size * 0.3 if c.isspace() else 0.0)
     if thin:
         mask = mask.filter(ImageFilter.MinFilter(3))
     box = mask.getbbox()
@@ -160,8 +166,8 @@ def _paper(h: int, w: int, rng: np.random.Generator, cfg: LookConfig) -> tuple[n
         paper += rng.normal(0.0, rng.uniform(0, 4), size=(h, w)).astype(np.float32)
     if rng.random() < cfg.p_gradient:  # light falling off across the line
         angle = rng.uniform(0, 2 * math.pi)
-        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-        ramp = (xs * math.cos(angle) / max(w, 1) + ys * math.sin(angle) / max(h, 1))
+        xs, ys = np.arange(w, dtype=np.float32)[None, :], np.arange(h, dtype=np.float32)[:, None]
+        ramp = (xs * math.cos(angle) / max(w, 1) + ys * math.sin(angle) / max(h, 1))  # (h, w)
         paper *= 1.0 + rng.uniform(-0.3, 0.3) * (ramp - ramp.mean())
     ink = bg - contrast if dark_ink else bg + contrast
     return paper, float(ink)
@@ -169,6 +175,8 @@ def _paper(h: int, w: int, rng: np.random.Generator, cfg: LookConfig) -> tuple[n
 
 @functools.lru_cache(maxsize=4)
 def _camera(cfg_key: tuple) -> A.Compose:
+    """The albumentations pipeline of a look; ``cfg_key`` is its ``(setting, value)`` pairs (all hashable
+    once ``check_ranges`` has made the ranges tuples)."""
     cfg = LookConfig(**dict(cfg_key))
     lo, hi = (int(q) for q in cfg.jpeg_quality)
     return A.Compose([
@@ -212,7 +220,7 @@ def render_real_line(text: str, faces: list[FontFace], rng: np.random.Generator,
     pixels = paper + (ink - paper) * alpha
     width = min(cfg.max_width, max(cfg.height // 2, round(alpha.shape[1] * cfg.height / canvas_h)))
     small = cv2.resize(np.clip(pixels, 0, 255), (width, cfg.height), interpolation=cv2.INTER_AREA)
-    camera = _camera(tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(cfg.to_dict().items())))
+    camera = _camera(tuple(vars(cfg).items()))
     camera.set_random_seed(int(rng.integers(0, 2**31 - 1)))
     out = camera(image=np.rint(small).astype(np.uint8))["image"]
     if out.shape[0] != cfg.height:  # perspective with fit_output changes the size: back to the height

@@ -97,7 +97,9 @@ class LookConfig:
         return settings_dict(self)
 
 
-@functools.lru_cache(maxsize=2048)  # ~26 faces x the ~60 sizes size_jitter makes of font_size's range
+# ocr_zh_cpu's 26 faces draw at ~720 (face, size) pairs (size_jitter within font_size's range): a cache of 512
+# reopened a font file on 3 lines in 4; these hold them all for ~100 MB more per process
+@functools.lru_cache(maxsize=2048)
 def _font(face: FontFace, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(face.path, size, index=face.index, layout_engine=ImageFont.Layout.BASIC)
 

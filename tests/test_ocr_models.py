@@ -102,6 +102,30 @@ def test_channels_last_gives_the_same_outputs():
     assert torch.allclose(plain(x)[0], fast(x)[0], atol=1e-5)
 
 
+@pytest.mark.parametrize("train", [False, True])
+def test_a_narrow_first_block_stays_contiguous_under_channels_last(train):
+    """8 channels first (ocr_zh_cpu's fp32 stack): its first block runs contiguous, the rest channels_last,
+    with the outputs and gradients of the plain stack."""
+    torch.manual_seed(0)
+    narrow = dict(conv_channels=[8, 16, 16, 16, 32, 32, 32], rnn_hidden=16, batch_norm="all")
+    plain = CRNNEncoder(**narrow).train(train)
+    fast = CRNNEncoder(**narrow, channels_last=True).train(train)
+    fast.load_state_dict(plain.state_dict())
+    assert fast.contiguous_head == 4 and CRNNEncoder(**SLIM, channels_last=True).contiguous_head == 0  # 16 wide: none
+    assert fast.cnn[0].weight.is_contiguous() and not fast.cnn[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert fast.cnn[4].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.rand(3, 3, 32, 120)
+    widths = torch.tensor([120, 90, 61])
+    out_plain, out_fast = plain(x, widths)[0], fast(x, widths)[0]
+    assert torch.allclose(out_plain, out_fast, atol=1e-5)
+    with torch.no_grad():  # inference runs channels_last throughout
+        assert torch.allclose(plain(x, widths)[0], fast(x, widths)[0], atol=1e-5)
+    if train:
+        out_plain.square().sum().backward()
+        out_fast.square().sum().backward()
+        assert torch.allclose(plain.cnn[0].weight.grad, fast.cnn[0].weight.grad, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize(("stride_w", "pad_w", "width"), [(2, 0, 71), (2, 0, 70), (1, 1, 71), (1, 1, 2), (2, 1, 9)])
 def test_inference_max_pool_matches_max_pool2d(channels_last, stride_w, pad_w, width):

@@ -30,8 +30,8 @@ from seq2seq_lab.models.cells import check_cell
 from seq2seq_lab.models.encoders import lengths_to_mask, run_packed
 from seq2seq_lab.models.positions import CONCAT_DIM, add_positions, concat_positions
 
-__all__ = ["BATCH_NORM", "COLUMN_STRIDES", "CONV_CHANNELS", "CRNNEncoder", "MaxPool2x2", "RIGHT_MARGIN", "conv_columns",
-           "reverse_valid", "valid_conv_channels"]
+__all__ = ["BATCH_NORM", "COLUMN_STRIDES", "CONV_CHANNELS", "CRNNEncoder", "MaxPool2x2", "NARROW_CHANNELS_LAST",
+           "RIGHT_MARGIN", "conv_columns", "reverse_valid", "valid_conv_channels"]
 
 CONV_CHANNELS = (64, 128, 256, 256, 512, 512, 512)
 BATCH_NORM = {"reference": (2, 4, 6), "all": tuple(range(7))}  # conv layers followed by BatchNorm (0-based)
@@ -41,6 +41,12 @@ _RNN = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 # 27 or 39 past the content, rounded up to whole columns
 RIGHT_MARGIN = {4: 28, 8: 40}
 COLUMN_STRIDES = tuple(RIGHT_MARGIN)
+# channels_last BatchNorm and max pooling on a map of fewer channels than this run about twice as slow as
+# on a contiguous one (the CPU kernels vectorise over the channels): training's first block of 8 channels
+# at 32 x 280 took 69-76 ms against 38-48 per batch of 64, forward and backward; from 16 channels up
+# channels_last is the faster. Training only: without gradients channels_last is as fast throughout
+# (docs/ocr_zh.md, "The first block in the contiguous format")
+NARROW_CHANNELS_LAST = 16
 
 
 def conv_columns(width: int | torch.Tensor, stride: int = 4) -> int | torch.Tensor:
@@ -102,6 +108,11 @@ def _conv_stack(channels: int, widths: list[int], batch_norm: tuple[int, ...], s
         if i in pools:
             layers.append(pools[i])
     return nn.Sequential(*layers)
+
+
+def _first_block_length(cnn: nn.Sequential) -> int:
+    """Modules up to and including the stack's first pooling: its first block."""
+    return next(i + 1 for i, module in enumerate(cnn) if isinstance(module, MaxPool2x2))
 
 
 class _BiRNN(nn.Module):
@@ -182,7 +193,8 @@ class CRNNEncoder(nn.Module):
         cell: ``lstm`` | ``gru`` | ``rnn``.
         dropout: dropout on the input of every RNN layer above the first.
         channels_last: keep the conv weights and activations in the
-            channels-last memory format (faster oneDNN convolutions on CPU).
+            channels-last memory format (faster oneDNN convolutions on CPU); a first
+            layer narrower than :data:`NARROW_CHANNELS_LAST` keeps its block contiguous.
         batch_norm: ``reference`` (BatchNorm on layers 3, 5 and 7, as the
             reference) or ``all`` (on every conv: trains out of the initial plateau
             far sooner; ``5 * 2 * C'`` more parameters).
@@ -236,8 +248,11 @@ class CRNNEncoder(nn.Module):
         self.column_stride = column_stride
         self.cnn = _conv_stack(channels, widths, BATCH_NORM[batch_norm], column_stride)
         self.channels_last = channels_last
+        # layers [0, contiguous_head) run in the contiguous format even with channels_last: the first
+        # block (conv, norm, ReLU, pool) of a stack whose first layer is narrow (NARROW_CHANNELS_LAST)
+        self.contiguous_head = _first_block_length(self.cnn) if channels_last and widths[0] < NARROW_CHANNELS_LAST else 0
         if channels_last:
-            self.cnn.to(memory_format=torch.channels_last)
+            self.cnn[self.contiguous_head:].to(memory_format=torch.channels_last)
         sizes = [widths[-1]] + [rnn_hidden] * rnn_layers
         self.rnns = nn.ModuleList(_BiRNN(cell, i, rnn_hidden, rnn_hidden) for i in sizes[:-1])
         self.dropout = nn.Dropout(dropout)
@@ -250,9 +265,15 @@ class CRNNEncoder(nn.Module):
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """The conv stack: ``(B, C, H, W) -> (B, T', C')`` column features."""
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        maps = self.cnn(images)  # (B, C', H', T')
+        if not self.channels_last:
+            maps = self.cnn(images)  # (B, C', H', T')
+        elif self.contiguous_head and torch.is_grad_enabled() and isinstance(self.cnn, nn.Sequential):
+            # training (inference runs channels_last throughout, where the bench read it ~3% faster); a quantized
+            # stack (quantize.py) runs whole
+            head = self.contiguous_head
+            maps = self.cnn[head:](self.cnn[:head](images).contiguous(memory_format=torch.channels_last))
+        else:
+            maps = self.cnn(images.contiguous(memory_format=torch.channels_last))
         maps = maps.mean(2) if maps.size(2) > 1 else maps.squeeze(2)
         return maps.transpose(1, 2).contiguous()
 

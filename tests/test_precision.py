@@ -84,12 +84,14 @@ def _randomise_batch_norms(module: nn.Module) -> None:
 @pytest.mark.parametrize("batch_norm", ["reference", "all"])
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("reduce_range", [None, True])  # None: 8-bit activations where the CPU has VNNI
-def test_int8_conv_stack_folds_batch_norm_and_follows_the_float_stack(batch_norm, channels_last, reduce_range):
+@pytest.mark.parametrize("conv_channels", [None, (8, 16, 16, 16, 32, 32, 32)])  # 8 wide: a contiguous first block
+def test_int8_conv_stack_folds_batch_norm_and_follows_the_float_stack(batch_norm, channels_last, reduce_range,
+                                                                      conv_channels):
     from torch.ao.nn.intrinsic.quantized import ConvReLU2d
 
     torch.manual_seed(0)
     encoder = CRNNEncoder(3, 32, width_mult=0.25, rnn_hidden=16, batch_norm=batch_norm,
-                          channels_last=channels_last).eval()
+                          channels_last=channels_last, conv_channels=conv_channels).eval()
     _randomise_batch_norms(encoder)
     images = torch.rand(4, 3, 32, 96) * 2 - 1
     with torch.no_grad():

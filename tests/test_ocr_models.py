@@ -585,9 +585,9 @@ def test_auto_column_encodings_follow_the_training_precision(flags, precision, a
 
 
 @pytest.mark.parametrize("flags, precision, accelerator, expected", [
-    ({"avx2", "fma"}, "auto", "cpu", [8, 16, 32, 32, 128, 128, 128]),          # no bf16: fp32, few steps in the budget
+    ({"avx2", "fma"}, "auto", "cpu", [8, 16, 32, 32, 64, 128, 128]),           # no bf16: fp32, few steps in the budget
     ({"avx2", "amx_bf16"}, "auto", "cpu", None),                                # bf16-mixed: width_mult's 0.25
-    ({"avx2", "amx_bf16"}, "32-true", "cpu", [8, 16, 32, 32, 128, 128, 128]),  # fp32 asked for on a bf16 CPU
+    ({"avx2", "amx_bf16"}, "32-true", "cpu", [8, 16, 32, 32, 64, 128, 128]),   # fp32 asked for on a bf16 CPU
     ({"avx2", "fma"}, "32-true", "gpu", None),                                  # a GPU
 ])
 def test_ocr_zh_cpu_sizes_its_conv_stack_for_the_training_precision(flags, precision, accelerator, expected,
@@ -626,7 +626,7 @@ def test_a_config_with_a_list_valued_if_fp32_cpu_resolves_in_place(tmp_path):
     cfg = compose_config("train", ["experiment=ocr_zh_cpu", "trainer.precision=32-true"], tmp_path)
     job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # what --cfg job prints
     OmegaConf.resolve(job)
-    assert list(job.model.conv_channels) == [8, 16, 32, 32, 128, 128, 128]
+    assert list(job.model.conv_channels) == [8, 16, 32, 32, 64, 128, 128]
 
 
 def test_a_built_system_stores_the_resolved_if_fp32_cpu_value(tiny_corpus, tmp_path, monkeypatch):

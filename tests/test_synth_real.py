@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import logging
 import re
 
@@ -228,6 +230,16 @@ def test_lines_are_shared_alike_among_font_groups_then_families(cjk_faces):
     share = {k: picks.count(k) / len(picks) for k in set(picks)}
     assert set(share) == {(a,), (b,), (c, d)}
     assert share[(a,)] == pytest.approx(0.5, abs=0.03) and share[(b,)] == pytest.approx(0.25, abs=0.03)
+
+
+def test_a_font_reached_by_a_link_too_is_one_face(cjk_faces, tmp_path):
+    real = next((f for f in cjk_faces if not f.path.lower().endswith((".ttc", ".otc"))), cjk_faces[0])
+    target = tmp_path / ("b" + os.path.splitext(real.path)[1])
+    shutil.copyfile(real.path, target)
+    (tmp_path / ("a" + target.suffix)).symlink_to(target)  # sorts first, as Debian's alternatives links may
+    faces = resolve_faces([tmp_path])
+    assert [os.path.realpath(f.path) for f in faces] == [str(target.resolve())]
+    assert faces[0].path == str(target)  # the file itself, not the link
 
 
 def test_heldout_fonts_must_differ_from_training_fonts():

@@ -98,11 +98,25 @@ def resolve_faces(entries: Sequence[str | os.PathLike], what: str = "fonts") -> 
             missing += unresolved
             found = [pick_face(f) for f in files if _loads(f)]
         faces += [f for f in found if f not in faces]
+    faces = _unlinked(faces)
     if missing:
         raise NoFontError(f"{what}: no font found for {', '.join(map(repr, missing))}. Hint: {HINT}")
     if not faces:
         raise NoFontError(f"{what}: no font files found. Hint: {HINT}")
     return faces
+
+
+def _unlinked(faces: list[FontFace]) -> list[FontFace]:
+    """``faces`` with each face of one file once, where links reach a file by more than one path
+    (Debian's ``fonts-japanese-mincho.ttf`` is HanaMinA.ttf): the path of the file itself wins, the
+    order is kept."""
+    chosen: dict[tuple[str, int], FontFace] = {}
+    for face in faces:
+        key = (os.path.realpath(face.path), face.index)
+        if key not in chosen or face.path == key[0]:
+            chosen[key] = face
+    keep = set(chosen.values())
+    return [f for f in faces if f in keep]
 
 
 def font_names(entries) -> list[str]:

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from seq2seq_lab.data.synth.corpus import CorpusSpec, generate_corpus
-from seq2seq_lab.data.synth.drawer import LineDrawer
+from seq2seq_lab.data.synth.drawer import LineDrawer, make_drawer
 from seq2seq_lab.data.synth.faces import CoverageIndex, FontFace, coverage, faces_for, resolve_faces
 from seq2seq_lab.data.synth.fonts import NoFontError
 from seq2seq_lab.data.synth.look import LookConfig, render_real_line
@@ -240,6 +240,14 @@ def test_a_font_reached_by_a_link_too_is_one_face(cjk_faces, tmp_path):
     faces = resolve_faces([tmp_path])
     assert [os.path.realpath(f.path) for f in faces] == [str(target.resolve())]
     assert faces[0].path == str(target)  # the file itself, not the link
+
+
+def test_a_heldout_font_reached_through_a_link_in_fonts_is_refused(cjk_faces, tmp_path):
+    heldout = cjk_faces[0]
+    (tmp_path / ("copy" + os.path.splitext(heldout.path)[1])).symlink_to(heldout.path)
+    spec = _spec(heldout, heldout, fonts=[str(tmp_path)])  # the names differ: a directory and a file
+    with pytest.raises(ConfigError, match="heldout_fonts name faces that fonts names too"):
+        make_drawer(spec, with_heldout=True)
 
 
 def test_heldout_fonts_must_differ_from_training_fonts():

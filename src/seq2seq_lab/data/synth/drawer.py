@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from seq2seq_lab.data.synth.faces import CoverageIndex, FontFace, font_names, resolve_faces
+from seq2seq_lab.data.synth.faces import CoverageIndex, FontFace, file_key, font_names, resolve_faces
 from seq2seq_lab.data.synth.fonts import find_fonts
 from seq2seq_lab.data.synth.look import LookConfig, render_real_line
 from seq2seq_lab.data.synth.render import RenderConfig, render_line
@@ -93,8 +93,10 @@ def make_drawer(spec, with_heldout: bool = False) -> LineDrawer:
     real = spec.style == "real"
     fonts, families = _by_family(spec.fonts, "fonts") if real else (find_fonts(font_names(spec.fonts), charset), [])
     heldout, heldout_families = _by_family(spec.heldout_fonts, "heldout_fonts") if with_heldout else ([], [])
-    if set(fonts) & set(heldout):
-        raise ConfigError(f"heldout_fonts name faces that fonts names too: {sorted(map(str, set(fonts) & set(heldout)))}")
+    shared = {file_key(f) for f in fonts} & {file_key(f) for f in heldout}  # a link to a held-out file counts too
+    if shared:
+        both = sorted(str(f) for f in heldout if file_key(f) in shared)
+        raise ConfigError(f"heldout_fonts name faces that fonts names too: {both}")
     lines = read_text_source(spec.text_file) if spec.text_file else None
     sampler = TextSampler(charset, spec.min_length, spec.max_length, lines, spec.policy, spec.zipf,
                           rare_share=spec.rare_share or 0.0, ascii_share=spec.ascii_share or 0.0)

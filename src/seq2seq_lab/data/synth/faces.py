@@ -27,7 +27,7 @@ from fontTools.ttLib import TTCollection, TTFont, TTLibError
 
 from seq2seq_lab.data.synth.fonts import HINT, NoFontError, font_files
 
-__all__ = ["CoverageIndex", "FontFace", "coverage", "faces_for", "font_names", "resolve_faces"]
+__all__ = ["CoverageIndex", "FontFace", "coverage", "faces_for", "file_key", "font_names", "resolve_faces"]
 
 _SC_NAME = re.compile(r"\b(SC|CN|GB)\b|Simplified", re.IGNORECASE)
 _COLLECTIONS = (".ttc", ".otc")
@@ -106,13 +106,18 @@ def resolve_faces(entries: Sequence[str | os.PathLike], what: str = "fonts") -> 
     return faces
 
 
+def file_key(face: FontFace) -> tuple[str, int]:
+    """``face``'s file and index, links resolved: two faces with one key draw alike."""
+    return os.path.realpath(face.path), face.index
+
+
 def _unlinked(faces: list[FontFace]) -> list[FontFace]:
     """``faces`` with each face of one file once, where links reach a file by more than one path
     (Debian's ``fonts-japanese-mincho.ttf`` is HanaMinA.ttf): the path of the file itself wins, the
     order is kept."""
     chosen: dict[tuple[str, int], FontFace] = {}
     for face in faces:
-        key = (os.path.realpath(face.path), face.index)
+        key = file_key(face)
         if key not in chosen or face.path == key[0]:
             chosen[key] = face
     keep = set(chosen.values())

@@ -106,9 +106,12 @@ def resolve_faces(entries: Sequence[str | os.PathLike], what: str = "fonts") -> 
     return faces
 
 
-def file_key(face: FontFace) -> tuple[str, int]:
-    """``face``'s file and index, links resolved: two faces with one key draw alike."""
-    return os.path.realpath(face.path), face.index
+def file_key(face: FontFace | str) -> tuple[str, int]:
+    """``face``'s file and index, links resolved: two faces with one key draw alike. A plain path
+    (the simple style's fonts) is its file's first face, as Pillow opens it."""
+    if isinstance(face, FontFace):
+        return os.path.realpath(face.path), face.index
+    return os.path.realpath(face), 0
 
 
 def _unlinked(faces: list[FontFace]) -> list[FontFace]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import logging
+import os
 import re
+import shutil
 
 import numpy as np
 import pytest

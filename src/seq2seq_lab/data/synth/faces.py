@@ -89,7 +89,9 @@ def resolve_faces(entries: Sequence[str | os.PathLike], what: str = "fonts") -> 
     Raises:
         NoFontError: an entry names no font (the message names it and says how to install fonts).
     """
-    faces: list[FontFace] = []
+    # each face of a file once, though links may reach the file by more than one path (Debian's
+    # fonts-japanese-mincho.ttf is HanaMinA.ttf): the file's own path wins, the first one's place is kept
+    chosen: dict[tuple[str, int], FontFace] = {}
     missing: list[str] = []
     for entry in entries or [None]:
         found = _fc_faces(str(entry)) if entry is not None and not os.path.exists(os.fspath(entry)) else []
@@ -97,8 +99,11 @@ def resolve_faces(entries: Sequence[str | os.PathLike], what: str = "fonts") -> 
             files, unresolved = font_files([entry] if entry is not None else [])
             missing += unresolved
             found = [pick_face(f) for f in files if _loads(f)]
-        faces += [f for f in found if f not in faces]
-    faces = _unlinked(faces)
+        for face in found:
+            key = file_key(face)
+            if key not in chosen or face.path == key[0]:
+                chosen[key] = face
+    faces = list(chosen.values())
     if missing:
         raise NoFontError(f"{what}: no font found for {', '.join(map(repr, missing))}. Hint: {HINT}")
     if not faces:
@@ -112,19 +117,6 @@ def file_key(face: FontFace | str) -> tuple[str, int]:
     if isinstance(face, FontFace):
         return os.path.realpath(face.path), face.index
     return os.path.realpath(face), 0
-
-
-def _unlinked(faces: list[FontFace]) -> list[FontFace]:
-    """``faces`` with each face of one file once, where links reach a file by more than one path
-    (Debian's ``fonts-japanese-mincho.ttf`` is HanaMinA.ttf): the path of the file itself wins, the
-    order is kept."""
-    chosen: dict[tuple[str, int], FontFace] = {}
-    for face in faces:
-        key = file_key(face)
-        if key not in chosen or face.path == key[0]:
-            chosen[key] = face
-    keep = set(chosen.values())
-    return [f for f in faces if f in keep]
 
 
 def font_names(entries) -> list[str]:

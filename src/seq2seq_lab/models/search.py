@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from seq2seq_lab.models.cells import StackedCell
@@ -52,6 +54,7 @@ def beam(
     beam_width: int = 5,
     length_penalty: float = 0.0,
     fusion: LMFusion | None = None,
+    more: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = (),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Beam search; ``beam_width=1`` gives the greedy answer.
 
@@ -62,16 +65,18 @@ def beam(
     ``log P_model + weight * log P_lm`` summed over their tokens (see :class:`LMFusion`);
     the returned scores stay the model's own.
 
+    ``more``: encodings ``(memory (B, T_k, K), mask (B, T_k), summary (B, S))`` of other views of the
+    same lines (:mod:`~seq2seq_lab.data.ocr.views`). Each view keeps its own decoder state, and each
+    step's log-probabilities are the mean of all views' (the model's scores are then that mean's).
+
     Returns:
         tokens ``(B, L')`` and scores ``(B,)`` (sum of the model's log-probabilities).
     """
     if not isinstance(decoder.feedback, TokenFeedback):
         raise ValueError("beam search needs a token decoder (TokenFeedback)")
     batch, width = memory.size(0), beam_width
-    memory, mask, summary = (x.repeat_interleave(width, dim=0) for x in (memory, mask, summary))
-    state = decoder.initial_state(summary)
-    keys = decoder.keys(memory)
-    cache = decoder.attention.precompute(keys)
+    views = [_View(decoder, *(x.repeat_interleave(width, dim=0) for x in encoding))
+             for encoding in [(memory, mask, summary), *more]]
     prev = decoder.feedback.start(batch * width, memory.device)
     scores = torch.full((batch, width), float("-inf"), device=memory.device)
     scores[:, 0] = 0.0  # all beams start identical: keep one
@@ -83,8 +88,8 @@ def beam(
     lengths = torch.zeros(batch * width, device=memory.device)
     base = (torch.arange(batch, device=memory.device) * width).unsqueeze(1)
     for _ in range(max_length):
-        output, _, state = decoder.step(prev, state, memory, mask, summary, cache, keys)
-        log_probs = output.float().log_softmax(-1)  # (B*W, V)
+        log_probs = [view.step(decoder, prev) for view in views]  # each (B*W, V)
+        log_probs = log_probs[0] if len(views) == 1 else torch.stack(log_probs).mean(0)
         vocab = log_probs.size(-1)
         log_probs[finished] = float("-inf")
         log_probs[finished, eos_id] = 0.0
@@ -99,10 +104,28 @@ def beam(
         tokens = torch.cat([tokens.index_select(0, chosen), token.unsqueeze(1)], dim=1)
         lengths = lengths.index_select(0, chosen) + (~finished.index_select(0, chosen)).float()
         finished = finished.index_select(0, chosen) | (token == eos_id)
-        state = StackedCell.reorder(state, chosen)
+        for view in views:
+            view.state = StackedCell.reorder(view.state, chosen)
         prev = decoder.feedback.from_targets(token)
         if bool(finished.all()):
             break
     ranked = scores / lengths.view(batch, width).clamp(min=1) ** length_penalty
     best = (base.squeeze(1) + ranked.argmax(1))
     return tokens.index_select(0, best), model_scores.index_select(0, best)
+
+
+class _View:
+    """One encoding's part of a beam search: its memory, mask and summary ``(B*W, ...)``, the
+    attention's keys and cache, and the decoder state of each hypothesis."""
+
+    def __init__(self, decoder: RecurrentDecoder, memory: torch.Tensor, mask: torch.Tensor, summary: torch.Tensor):
+        self.memory, self.mask, self.summary = memory, mask, summary
+        self.state = decoder.initial_state(summary)
+        self.keys = decoder.keys(memory)
+        self.cache = decoder.attention.precompute(self.keys)
+
+    def step(self, decoder: RecurrentDecoder, prev: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities ``(B*W, V)`` of the next token after ``prev``; advances the state."""
+        output, _, self.state = decoder.step(prev, self.state, self.memory, self.mask, self.summary, self.cache,
+                                             self.keys)
+        return output.float().log_softmax(-1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -88,12 +90,15 @@ class Seq2Seq(nn.Module):
         max_length: int | None = None,
         beam_width: int = 1,
         fusion: LMFusion | None = None,
+        more: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = (),
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """:meth:`generate` over an encoding (:meth:`encode`), e.g. the one a loss already computed.
-        A ``fusion`` with a language model runs a beam search (of width 1 too)."""
+        A ``fusion`` with a language model, or ``more`` encodings of other views of the same inputs
+        (read as an ensemble, see :func:`~seq2seq_lab.models.search.beam`), run a beam search (of width 1 too)."""
         steps = max_length or self.output_length
-        if beam_width > 1 or fusion is not None:
-            tokens, scores = beam(self.decoder, memory, mask, summary, steps, eos_id, beam_width, fusion=fusion)
+        if beam_width > 1 or fusion is not None or more:
+            tokens, scores = beam(self.decoder, memory, mask, summary, steps, eos_id, beam_width, fusion=fusion,
+                                  more=more)
             return tokens, scores, None
         return greedy(self.decoder, memory, mask, summary, steps, eos_id)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from seq2seq_lab.data.lm_text import char_lm_from_text
+from seq2seq_lab.data.ocr.views import LineViews, line_view
 from seq2seq_lab.data.tokenizer import Tokenizer
 from seq2seq_lab.errors import ConfigError
 from seq2seq_lab.models.char_lm import LMFusion
@@ -75,15 +76,23 @@ class OCRSystem(Seq2SeqSystem):
             ``weight`` (at step 0), ``sigma`` (its width, a fraction of the line) and ``steps``
             (where its weight has fallen linearly to 0; 0: constant); see
             :mod:`~seq2seq_lab.systems.guided_attention`. Logged as ``train/guide_loss``. None: off.
+        views: read each line in several views at test and predict, as an ensemble: a mapping with
+            ``scales`` (of the line's width) and ``shifts`` (pixels prepended on the left); the line
+            as given and each other pair is a view, and the beam search averages the views' next-token
+            log-probabilities (see
+            :mod:`~seq2seq_lab.data.ocr.views`). Validation reads the line alone, since its time
+            counts against a training budget. None: the line alone everywhere.
         others: as :class:`Seq2SeqSystem`.
     """
 
     capabilities = frozenset({"decode", "transcribe"})  # text-line images -> text
 
-    def __init__(self, *args, ctc_weight: float = 0.0, lm: dict | None = None, guide: dict | None = None, **kwargs):
+    def __init__(self, *args, ctc_weight: float = 0.0, lm: dict | None = None, guide: dict | None = None,
+                 views: dict | None = None, **kwargs):
         kwargs.setdefault("monitor", "line_acc")
         super().__init__(*args, **kwargs)
         self.lm_options = check_lm_options(lm)
+        self.views = LineViews.from_config(views)
         self.guide = GuideSchedule.from_config(guide)
         if self.guide is not None and self.net.decoder.attention.name == "none":
             raise ConfigError("system.guide needs a model with attention (model/attention is none)")
@@ -135,9 +144,25 @@ class OCRSystem(Seq2SeqSystem):
             self.log("train/ce_loss_step", self.loss_parts["ce_loss"], on_step=True, on_epoch=False)
         return loss
 
+    def forward(self, inputs: torch.Tensor, input_lengths: torch.Tensor | None = None, max_length: int | None = None):
+        """Decoded tokens ``(B, L')``, scores ``(B,)`` and attention (greedy) or None (beam), read in
+        :attr:`views`."""
+        encoded = self.net.encode(inputs, input_lengths)
+        return self.net.search(*encoded, self.tokenizer.EOS, max_length, self.beam_width, self.fusion(),
+                               self.other_views(inputs, input_lengths))
+
+    def other_views(self, images: torch.Tensor, input_lengths: torch.Tensor | None) -> list[tuple]:
+        """Encodings ``(memory, mask, summary)`` of ``images (B, C, H, W)`` in each of :attr:`views` but
+        the line as given (whose encoding the caller has); none without views."""
+        if self.views is None:
+            return []
+        return [self.net.encode(*line_view(images, input_lengths, scale, shift))
+                for scale, shift in self.views.others]
+
     def update_metrics(self, batch: dict, outputs: dict, stage: str) -> None:
         targets = batch["targets"]  # (B, L)
-        tokens, _, attention = self.decode_batch(batch, outputs)
+        more = self.other_views(batch["inputs"], batch.get("input_lengths")) if stage == "test" else ()
+        tokens, _, attention = self.decode_batch(batch, outputs, more)
         preds = align_predictions(tokens, targets.size(1), self.tokenizer.EOS, self.tokenizer.PAD)  # (B, L)
         unk = targets == self.tokenizer.UNK  # (B, L): a reference UNK is wrong whatever the prediction
         self.exact_match[stage].update(preds.masked_fill(unk, self.tokenizer.PAD), targets)

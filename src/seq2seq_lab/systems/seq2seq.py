@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -138,14 +140,15 @@ class Seq2SeqSystem(BaseSystem):
             outputs["free"] = self.net.decode(*outputs["encoded"], batch["targets"], 0.0)
         return outputs["free"]
 
-    def decode_batch(self, batch: dict, outputs: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def decode_batch(self, batch: dict, outputs: dict, more: Sequence = ()
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Tokens ``(B, L')``, scores and attention of the batch, searched from the loss's encoding: greedy
         is read off :meth:`free_running` (the same decode the exposure gap uses), beam search (and any fusion with a
-        language model, :meth:`fusion`) runs apart."""
+        language model, :meth:`fusion`, or ``more`` encodings of other views of the batch) runs apart."""
         fusion = self.fusion()
-        if self.beam_width > 1 or fusion is not None:
+        if self.beam_width > 1 or fusion is not None or more:
             return self.net.search(*outputs["encoded"], self.tokenizer.EOS, batch["targets"].size(1), self.beam_width,
-                                   fusion)
+                                   fusion, more)
         logits, attention = self.free_running(batch, outputs)
         return (*greedy_choice(logits, self.tokenizer.EOS), attention)
 

@@ -79,9 +79,8 @@ class OCRSystem(Seq2SeqSystem):
         views: read each line in several views at test and predict, as an ensemble: a mapping with
             ``scales`` (of the line's width) and ``shifts`` (pixels prepended on the left); the line
             as given and each other pair is a view, and the beam search averages the views' next-token
-            log-probabilities (see
-            :mod:`~seq2seq_lab.data.ocr.views`). Validation reads the line alone, since its time
-            counts against a training budget. None: the line alone everywhere.
+            log-probabilities (see :mod:`~seq2seq_lab.data.ocr.views`). Validation reads the line
+            alone, since its time counts against a training budget. None: the line alone everywhere.
         others: as :class:`Seq2SeqSystem`.
     """
 

@@ -52,8 +52,9 @@ class LineViews:
     """The views a line is read in: the line as given, and one for every other pair of a width
     ``scale`` and a left ``shift`` in pixels (``scales=(1.0,)``, ``shifts=(0,)``: the line alone).
 
-    Scales above 1 make lines wider than the training lines may have been (their column positions
-    then went untrained), so the shipped views narrow lines, never widen them.
+    Scales above 1 make lines wider than the training lines may have been, and their last columns'
+    positions then went untrained (``ocr_zh_cpu`` read worse at any scale above 1); its shipped views
+    only shift, by 0-3 pixels: every phase of its encoder's 4-pixel column stride.
     """
 
     scales: tuple[float, ...] = (1.0,)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seq2seq_lab.data.ocr.views import LineViews, line_view
+from seq2seq_lab.data.ocr.views import LineView, line_view, line_views
 from seq2seq_lab.data.ocr.widths import pad_batch
 from seq2seq_lab.errors import ConfigError
 
@@ -17,46 +17,46 @@ def _lines():
     return torch.rand(1, 32, 97) * 2 - 1, torch.rand(1, 32, 400) * 2 - 1
 
 
-def test_a_view_changes_the_width_and_shifts_by_the_first_column():
+def test_a_view_changes_the_width_and_moves_the_line_by_its_first_column_and_top_row():
     line, _ = _lines()
     images, lengths = pad_batch([line])
-    same, same_lengths = line_view(images, lengths)
+    same, same_lengths = line_view(images, lengths, LineView())
     assert torch.equal(same[0, :, :, :97], line) and same_lengths.tolist() == [97]
-    narrow, narrow_lengths = line_view(images, lengths, scale=0.9)
+    narrow, narrow_lengths = line_view(images, lengths, LineView(scale=0.9))
     assert narrow_lengths.tolist() == [87] and narrow.shape[-1] >= 87
     assert torch.equal(narrow[0, :, :, 87:], narrow[0, :, :, 86:87].expand(-1, -1, narrow.shape[-1] - 87))  # padding
-    shifted, shifted_lengths = line_view(images, lengths, shift=3)
-    assert shifted_lengths.tolist() == [100]
-    assert torch.equal(shifted[0, :, :, :3], line[:, :, :1].expand(-1, -1, 3)) and torch.equal(shifted[0, :, :, 3:100], line)
+    moved, moved_lengths = line_view(images, lengths, LineView(right=3, down=2))
+    assert moved_lengths.tolist() == [100] and moved.shape[2] == 32  # as tall as before: the bottom rows drop out
+    assert torch.equal(moved[0, :, 2:, 3:100], line[:, :30])
+    assert torch.equal(moved[0, :, :2, 3:100], line[:, :1].expand(-1, 2, -1))  # the top row fills in
+    assert torch.equal(moved[0, :, 2:, :3], line[:, :30, :1].expand(-1, -1, 3))  # and the first column
 
 
 def test_a_lines_view_does_not_depend_on_the_padding_of_its_batch():
     line, wide = _lines()
     alone, alone_lengths = pad_batch([line])  # (1, 1, 32, 100)
     mixed, mixed_lengths = pad_batch([line, wide])  # 303 columns of padding after the line
-    for scale, shift in [(0.9, 0), (0.95, 2), (1.0, 1)]:
-        a, a_lengths = line_view(alone, alone_lengths, scale, shift)
-        m, m_lengths = line_view(mixed, mixed_lengths, scale, shift)
+    for view in [LineView(scale=0.9), LineView(right=2, scale=0.95), LineView(right=1, down=1)]:
+        a, a_lengths = line_view(alone, alone_lengths, view)
+        m, m_lengths = line_view(mixed, mixed_lengths, view)
         w = a_lengths[0].item()
         assert m_lengths[0].item() == w and torch.equal(a[0, :, :, :w], m[0, :, :, :w])
     # the widths unknown (None): every row is its whole width
-    full, full_lengths = line_view(mixed, None, 0.5)
+    full, full_lengths = line_view(mixed, None, LineView(scale=0.5))
     assert full_lengths.tolist() == [200, 200]
 
 
 def test_views_from_the_config():
-    assert LineViews.from_config(None) is None
-    views = LineViews.from_config({"scales": [1.0, 0.95, 0.9]})
-    assert views.others == [(0.95, 0), (0.9, 0)] and len(views) == 3
-    both = LineViews.from_config({"scales": [0.9], "shifts": [0, 2]})
-    assert both.others == [(0.9, 0), (0.9, 2)] and len(both) == 3  # the line as given is always read
-    assert len(LineViews.from_config({"shifts": [0, 2, 2]})) == 2
-    for bad, key in [({"scale": [1.0]}, "system.views.scale: unknown key"), ({"scales": []}, "system.views.scales"),
-                     ({"scales": [0.1]}, "system.views.scales"), ({"scales": ["a"]}, "system.views.scales"),
-                     ({"shifts": [1.5]}, "system.views.shifts"), ({"shifts": [-1]}, "system.views.shifts"),
-                     ({"shifts": "2"}, "system.views.shifts")]:
+    assert line_views(None) == [] and line_views([]) == []
+    views = line_views([{"right": 1, "down": 1}, {"right": 2}, {}, {"right": 2}, {"scale": 0.9}])
+    assert views == [LineView(1, 1), LineView(2), LineView(scale=0.9)]  # the line as given and repeats dropped
+    for bad, key in [({"right": 1}, "must be a list"), ("right", "must be a list"), ([3], r"system.views\[0\] must be a mapping"),
+                     ([{}, {"left": 1}], r"system.views\[1\].left: unknown key"),
+                     ([{"scale": 0.1}], r"system.views\[0\].scale"), ([{"scale": "a"}], r"system.views\[0\].scale"),
+                     ([{"right": 1.5}], r"system.views\[0\].right"), ([{"right": -1}], r"system.views\[0\].right"),
+                     ([{"down": True}], r"system.views\[0\].down"), ([{"down": 9}], r"system.views\[0\].down")]:
         with pytest.raises(ConfigError, match=key):
-            LineViews.from_config(bad)
+            line_views(bad)
 
 
 def _system(views=None, beam_width=1):
@@ -78,7 +78,7 @@ def test_the_ensemble_beam_steps_on_the_mean_of_the_views_log_probabilities():
     net, eos = system.net, system.tokenizer.EOS
     line, _ = _lines()
     images, lengths = pad_batch([line])
-    views = [net.encode(images, lengths), net.encode(*line_view(images, lengths, 0.8))]
+    views = [net.encode(images, lengths), net.encode(*line_view(images, lengths, LineView(down=1, scale=0.8)))]
     with torch.no_grad():
         tokens, score = beam(net.decoder, *views[0], 6, eos, beam_width=1, more=views[1:])
         alone, _ = beam(net.decoder, *views[0], 6, eos, beam_width=1)
@@ -104,7 +104,7 @@ def test_the_ensemble_beam_steps_on_the_mean_of_the_views_log_probabilities():
 
 
 def test_a_system_with_views_reads_a_line_the_same_whatever_the_padding_of_its_batch():
-    system = _system({"scales": [1.0, 0.9], "shifts": [0, 2]}, beam_width=3)
+    system = _system([{"scale": 0.9}, {"right": 2}, {"right": 1, "down": 1}], beam_width=3)
     line, wide = _lines()
     alone, alone_lengths = pad_batch([line], 400)
     mixed, mixed_lengths = pad_batch([line, wide], 400)
@@ -112,6 +112,6 @@ def test_a_system_with_views_reads_a_line_the_same_whatever_the_padding_of_its_b
         texts_alone, conf_alone = system.transcribe(alone, alone_lengths)
         texts_mixed, conf_mixed = system.transcribe(mixed, mixed_lengths)
         plain = _system(beam_width=3).transcribe(alone, alone_lengths)
-    assert len(system.views) == 4 and len(system.other_views(mixed, mixed_lengths)) == 3
+    assert len(system.views) == 3 and len(system.other_views(mixed, mixed_lengths)) == 3
     assert texts_alone[0] == texts_mixed[0] and abs(conf_alone[0].item() - conf_mixed[0].item()) < 1e-5
     assert abs(conf_alone[0].item() - plain[1][0].item()) > 1e-6  # the views changed the scores

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from seq2seq_lab.data.lm_text import char_lm_from_text
-from seq2seq_lab.data.ocr.views import LineViews, line_view
+from seq2seq_lab.data.ocr.views import line_view, line_views
 from seq2seq_lab.data.tokenizer import Tokenizer
 from seq2seq_lab.errors import ConfigError
 from seq2seq_lab.models.char_lm import LMFusion
@@ -76,22 +76,22 @@ class OCRSystem(Seq2SeqSystem):
             ``weight`` (at step 0), ``sigma`` (its width, a fraction of the line) and ``steps``
             (where its weight has fallen linearly to 0; 0: constant); see
             :mod:`~seq2seq_lab.systems.guided_attention`. Logged as ``train/guide_loss``. None: off.
-        views: read each line in several views at test and predict, as an ensemble: a mapping with
-            ``scales`` (of the line's width) and ``shifts`` (pixels prepended on the left); the line
-            as given and each other pair is a view, and the beam search averages the views' next-token
-            log-probabilities (see :mod:`~seq2seq_lab.data.ocr.views`). Validation reads the line
-            alone, since its time counts against a training budget. None: the line alone everywhere.
+        views: read each line at test and predict in these views too, as an ensemble: a list of
+            mappings with any of ``right`` and ``down`` (pixels the line is moved) and ``scale`` (of its
+            width); the beam search averages the next-token log-probabilities of the line as given and
+            of each view (see :mod:`~seq2seq_lab.data.ocr.views`). Validation reads the line alone,
+            since its time counts against a training budget. None: the line alone everywhere.
         others: as :class:`Seq2SeqSystem`.
     """
 
     capabilities = frozenset({"decode", "transcribe"})  # text-line images -> text
 
     def __init__(self, *args, ctc_weight: float = 0.0, lm: dict | None = None, guide: dict | None = None,
-                 views: dict | None = None, **kwargs):
+                 views: list | None = None, **kwargs):
         kwargs.setdefault("monitor", "line_acc")
         super().__init__(*args, **kwargs)
         self.lm_options = check_lm_options(lm)
-        self.views = LineViews.from_config(views)
+        self.views = line_views(views)
         self.guide = GuideSchedule.from_config(guide)
         if self.guide is not None and self.net.decoder.attention.name == "none":
             raise ConfigError("system.guide needs a model with attention (model/attention is none)")
@@ -151,12 +151,9 @@ class OCRSystem(Seq2SeqSystem):
                                self.other_views(inputs, input_lengths))
 
     def other_views(self, images: torch.Tensor, input_lengths: torch.Tensor | None) -> list[tuple]:
-        """Encodings ``(memory, mask, summary)`` of ``images (B, C, H, W)`` in each of :attr:`views` but
-        the line as given (whose encoding the caller has); none without views."""
-        if self.views is None:
-            return []
-        return [self.net.encode(*line_view(images, input_lengths, scale, shift))
-                for scale, shift in self.views.others]
+        """Encodings ``(memory, mask, summary)`` of ``images (B, C, H, W)`` in each of :attr:`views` (the
+        line as given is the caller's to encode); none without views."""
+        return [self.net.encode(*line_view(images, input_lengths, view)) for view in self.views]
 
     def update_metrics(self, batch: dict, outputs: dict, stage: str) -> None:
         targets = batch["targets"]  # (B, L)

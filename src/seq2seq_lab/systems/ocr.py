@@ -143,13 +143,6 @@ class OCRSystem(Seq2SeqSystem):
             self.log("train/ce_loss_step", self.loss_parts["ce_loss"], on_step=True, on_epoch=False)
         return loss
 
-    def forward(self, inputs: torch.Tensor, input_lengths: torch.Tensor | None = None, max_length: int | None = None):
-        """Decoded tokens ``(B, L')``, scores ``(B,)`` and attention (greedy) or None (beam), read in
-        :attr:`views`."""
-        encoded = self.net.encode(inputs, input_lengths)
-        return self.net.search(*encoded, self.tokenizer.EOS, max_length, self.beam_width, self.fusion(),
-                               self.other_views(inputs, input_lengths))
-
     def other_views(self, images: torch.Tensor, input_lengths: torch.Tensor | None) -> list[tuple]:
         """Encodings ``(memory, mask, summary)`` of ``images (B, C, H, W)`` in each of :attr:`views` (the
         line as given is the caller's to encode); none without views."""

@@ -93,13 +93,20 @@ class Seq2SeqSystem(BaseSystem):
         )
 
     def forward(self, inputs: torch.Tensor, input_lengths: torch.Tensor | None = None, max_length: int | None = None):
-        """Decoded tokens ``(B, L')``, scores ``(B,)`` and attention (greedy) or None (beam)."""
-        return self.net.generate(inputs, input_lengths, self.tokenizer.EOS, max_length, self.beam_width,
-                                 self.fusion())
+        """Decoded tokens ``(B, L')``, scores ``(B,)`` and attention (greedy) or None (beam); read together
+        with :meth:`other_views` of the inputs, where there are any."""
+        encoded = self.net.encode(inputs, input_lengths)
+        return self.net.search(*encoded, self.tokenizer.EOS, max_length, self.beam_width, self.fusion(),
+                               self.other_views(inputs, input_lengths))
 
     def fusion(self) -> LMFusion | None:
         """The language model that decoding fuses with the model's scores (none here)."""
         return None
+
+    def other_views(self, inputs: torch.Tensor, input_lengths: torch.Tensor | None) -> list[tuple]:
+        """Encodings ``(memory, mask, summary)`` of other views of the inputs, which decoding reads with them
+        as an ensemble (none here)."""
+        return []
 
     @property
     def teacher_forcing_ratio(self) -> float:

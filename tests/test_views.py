@@ -103,6 +103,16 @@ def test_the_ensemble_beam_steps_on_the_mean_of_the_views_log_probabilities():
     assert not torch.equal(tokens[0, : alone.size(1)], alone[0, : tokens.size(1)]) or abs(score.item() - twice_score.item()) > 1e-4
 
 
+def test_a_system_says_which_views_it_reads(caplog):
+    assert str(LineView(right=1, down=1)) == "{right: 1, down: 1}" and str(LineView(scale=0.9)) == "{scale: 0.9}"
+    with caplog.at_level("INFO", logger="seq2seq_lab.systems.ocr"):
+        _system([{"right": 2}, {"right": 1, "down": 1}])
+        _system()
+    said = [r.getMessage() for r in caplog.records if "views" in r.getMessage()]
+    assert said == ["test and predict read each line in 3 views, as given and {right: 2}, {right: 1, down: 1} "
+                    "(system.views; +system.views=null reads it once)"]
+
+
 def test_a_system_with_views_reads_a_line_the_same_whatever_the_padding_of_its_batch():
     system = _system([{"scale": 0.9}, {"right": 2}, {"right": 1, "down": 1}], beam_width=3)
     line, wide = _lines()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from seq2seq_lab.data.lm_text import char_lm_from_text
@@ -17,6 +19,8 @@ from seq2seq_lab.systems.seq2seq import Seq2SeqSystem, align_predictions
 from seq2seq_lab.systems.text_metrics import decode_references, text_metrics
 
 __all__ = ["OCRSystem", "check_lm_options"]
+
+log = logging.getLogger(__name__)
 
 LM_DEFAULTS = {"weight": 0.4, "relative": True, "order": 3, "discount": 0.75, "eps": 0.01}
 
@@ -92,6 +96,9 @@ class OCRSystem(Seq2SeqSystem):
         super().__init__(*args, **kwargs)
         self.lm_options = check_lm_options(lm)
         self.views = line_views(views)
+        if self.views:
+            log.info("test and predict read each line in %d views, as given and %s (system.views; "
+                     "+system.views=null reads it once)", 1 + len(self.views), ", ".join(map(str, self.views)))
         self.guide = GuideSchedule.from_config(guide)
         if self.guide is not None and self.net.decoder.attention.name == "none":
             raise ConfigError("system.guide needs a model with attention (model/attention is none)")

@@ -38,6 +38,12 @@ class LineView:
     down: int = 0
     scale: float = 1.0
 
+    def __str__(self) -> str:
+        """As the config writes it, e.g. ``{right: 1, down: 1}``; only what differs from the line as given."""
+        keys = [f"{key}: {value:g}" for key, value, same in
+                (("right", self.right, 0), ("down", self.down, 0), ("scale", self.scale, 1.0)) if value != same]
+        return "{" + ", ".join(keys) + "}"
+
 
 def line_view(images: torch.Tensor, lengths: torch.Tensor | None, view: LineView) -> tuple[torch.Tensor, torch.Tensor]:
     """``view`` of ``images (B, C, H, W)`` whose rows have ``lengths (B,)`` valid columns (None: all ``W``):

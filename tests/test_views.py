@@ -110,7 +110,7 @@ def test_a_system_says_which_views_it_reads(caplog):
         _system()
     said = [r.getMessage() for r in caplog.records if "views" in r.getMessage()]
     assert said == ["test and predict read each line in 3 views, as given and {right: 2}, {right: 1, down: 1} "
-                    "(system.views; +system.views=null reads it once)"]
+                    "(system.views; null reads each line once)"]
 
 
 def test_a_system_with_views_reads_a_line_the_same_whatever_the_padding_of_its_batch():

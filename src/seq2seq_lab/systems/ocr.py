@@ -98,7 +98,7 @@ class OCRSystem(Seq2SeqSystem):
         self.views = line_views(views)
         if self.views:
             log.info("test and predict read each line in %d views, as given and %s (system.views; "
-                     "+system.views=null reads it once)", 1 + len(self.views), ", ".join(map(str, self.views)))
+                     "null reads each line once)", 1 + len(self.views), ", ".join(map(str, self.views)))
         self.guide = GuideSchedule.from_config(guide)
         if self.guide is not None and self.net.decoder.attention.name == "none":
             raise ConfigError("system.guide needs a model with attention (model/attention is none)")

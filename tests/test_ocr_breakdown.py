@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from types import SimpleNamespace
 
@@ -12,7 +13,7 @@ from PIL import Image
 
 from helpers import compose_config
 from ocr_fakes import write_text_lines
-from seq2seq_lab.eval_breakdown import NO_FONT, FontListError, breakdown_metrics, read_font_list, sample_fonts
+from seq2seq_lab.eval_breakdown import LINE_COLUMNS, NO_FONT, FontListError, breakdown_metrics, read_font_list, sample_fonts
 from seq2seq_lab.reporting.ocr_breakdown import LineAlignment, align, char_type, ocr_breakdown
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -41,11 +42,20 @@ def test_per_type_accuracy_follows_the_alignment():
     }
 
 
+def test_misreadings_are_counted_by_reference_char_and_what_it_was_read_as():
+    result = ocr_breakdown([("2021年北京，ABC", "2022年京，ABXC"), ("北京", "兆京"), ("北京", "北京")])
+    assert align("2021年北京", "2022年京").read == ("2", "0", "2", "2", "年", "", "京")
+    assert result.confusions == {("1", "2"): 1, ("北", ""): 1, ("北", "兆"): 1}  # the inserted X is no reference's
+    table = result.table()
+    assert "| '北' | (dropped) | 1 |" in table and "| '1' | '2' | 1 |" in table
+    assert "read as" not in ocr_breakdown([("北京", "北京")]).table()  # no misreadings: no table
+
+
 def test_alignment_has_the_fewest_edits_then_the_most_matches():
     assert align("", "abc").edits == 3 and align("abc", "").matched == (False, False, False)
     assert align("kitten", "sitting").edits == 3
     # "ab" -> "ba": two substitutions or delete+insert around a kept "a": both 2 edits, the latter matches one
-    assert align("ab", "ba") == LineAlignment(2, (True, False))
+    assert align("ab", "ba") == LineAlignment(2, (True, False), ("a", ""))
     assert align("北京", "京北京").matched == (True, True)
 
 
@@ -119,7 +129,7 @@ class WidthOracle(torch.nn.Module):
         return [label if label in self.right else "?" for label in labels], torch.ones(len(labels))
 
 
-def test_breakdown_matches_each_decoded_line_with_its_sample_in_a_width_sorted_loader(corpus):
+def test_breakdown_matches_each_decoded_line_with_its_sample_in_a_width_sorted_loader(corpus, tmp_path):
     datamodule = _datamodule(corpus)
     datamodule.setup("test")
     dataset = datamodule.datasets["test"]
@@ -130,13 +140,20 @@ def test_breakdown_matches_each_decoded_line_with_its_sample_in_a_width_sorted_l
     system = WidthOracle(dict(zip(dataset.widths(), labels)), right=serif)
     trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")), precision_plugin=Precision())
 
-    metrics = breakdown_metrics(system, datamodule, trainer)
+    metrics = breakdown_metrics(system, datamodule, trainer, tmp_path / "out" / "lines.tsv")
     n_serif = sum(labels[i] in serif for i in range(0, 6, 2))
     assert n_serif > 0
     assert metrics["test/by_font/Serif/lines"] == 3 and metrics["test/by_font/Serif/line_acc"] == n_serif / 3
     assert metrics["test/by_font/Sans/line_acc"] == 0.0 and metrics["test/by_font/Sans/cer"] == 1.0
     assert metrics[f"test/by_font/{NO_FONT}/lines"] == 2
     assert metrics["test/char_count/latin"] == 24 and metrics["test/char_count/punct"] == 0
+    with open(tmp_path / "out" / "lines.tsv", encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f, delimiter="\t"))
+    assert rows[0] == list(LINE_COLUMNS) and len(rows) == 9  # a header, then the lines in file order
+    for i, (image, origin, font, edits, reference, hypothesis) in enumerate(rows[1:]):
+        assert image.endswith(f"test_{i:03d}.png") and origin.endswith(f"test.txt:{i + 1}")
+        assert font == (NO_FONT if i >= 6 else "Sans" if i % 2 else "Serif") and reference == labels[i]
+        assert (hypothesis, int(edits)) == ((reference, 0) if reference in serif else ("?", 3))
 
     classifier = torch.nn.Linear(1, 1)
     classifier.capabilities = frozenset({"classify"})
@@ -162,6 +179,8 @@ def test_eval_writes_the_breakdown_of_a_checkpoint(corpus, tmp_path):
     assert written["test/char_count/latin"] == 24 and 0 <= written["test/char_acc/latin"] <= 1
     assert {k: written[f"test/by_font/{k}/lines"] for k in ("Serif", "Sans", NO_FONT)} == {
         "Serif": 3, "Sans": 3, NO_FONT: 2}
+    lines = (tmp_path / "eval" / "test_lines.tsv").read_text(encoding="utf-8").splitlines()
+    assert lines[0].split("\t") == list(LINE_COLUMNS) and len(lines) == 9
     skipped = evaluate(compose_config("eval", [f"ckpt_path={ckpt}", "trainer=cpu", "breakdown=false"],
                                       tmp_path / "eval2"))
     assert "test/cer" in skipped and not any("char_acc" in k or "by_font" in k for k in skipped)

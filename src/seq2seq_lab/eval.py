@@ -10,7 +10,9 @@ quantizes a CRNN's conv stack to int8 first, calibrated on the first
 
 ``breakdown=true`` (the default) adds, for a system that transcribes text lines, the
 character accuracy per reference character type and the scores per font
-(``test/char_acc/<type>``, ``test/by_font/<font>/...``; see :mod:`seq2seq_lab.eval_breakdown`).
+(``test/char_acc/<type>``, ``test/by_font/<font>/...``; see :mod:`seq2seq_lab.eval_breakdown`),
+logs the most frequent misreadings, and writes every test line's reading to ``test_lines.tsv``
+beside ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from seq2seq_lab.eval_breakdown import breakdown_metrics
 from seq2seq_lab.precision import calibration_images, check_quantize, quantize_system, resolve_trainer_precision
 
 log = logging.getLogger(__name__)
+
+LINES_FILE = "test_lines.tsv"   # with breakdown: every test line's reading (eval_breakdown.LINE_COLUMNS)
 
 
 def evaluate_exported(cfg: DictConfig) -> dict[str, float | str | None]:
@@ -62,7 +66,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float | str | None]:
     metrics = {"ckpt_path": str(Path(cfg.ckpt_path).resolve()), "precision": str(cfg.trainer.get("precision")),
                "quantize": quantize, **{k: float(v) for k, v in results.items()}}
     if cfg.get("breakdown", True):
-        metrics.update(breakdown_metrics(system, datamodule, trainer))
+        metrics.update(breakdown_metrics(system, datamodule, trainer, Path(cfg.paths.output_dir) / LINES_FILE))
     return _write_metrics(cfg, metrics)
 
 

@@ -6,6 +6,11 @@ data module's test loader (the same batches as the test, on the trainer's device
 precision). The loader's batch sampler gives each line's dataset index, so each line
 is matched with its sample, whatever order the loader uses (e.g. sorted by width).
 
+With ``lines_path``, every line's reading is written there too, in dataset order, as a
+tab-separated table with a header (:data:`LINE_COLUMNS`; Python's ``csv`` quoting, so a text
+with a tab or a ``"`` stays one field): the image, the list-file line it came from, its font,
+the edits and both texts.
+
 Fonts come from a ``fonts.tsv`` beside a test list file (``images/000000123.jpg<TAB>Font
 Face``, image paths relative to its directory), as the synthetic corpus generator
 (:mod:`seq2seq_lab.data.synth.corpus`) writes it. Lines of a list file without one
@@ -14,6 +19,7 @@ are grouped as ``(no font)``; when no line has a font there are no font groups.
 
 from __future__ import annotations
 
+import csv
 import inspect
 import logging
 import os
@@ -27,13 +33,15 @@ from seq2seq_lab.data.ocr.module import OCRDataModule, open_sources
 from seq2seq_lab.data.ocr.sources import ListFileSource, Sample
 from seq2seq_lab.data.synth.corpus import FONT_LIST
 from seq2seq_lab.errors import LabError
-from seq2seq_lab.reporting.ocr_breakdown import Breakdown, ocr_breakdown
+from seq2seq_lab.reporting.ocr_breakdown import Breakdown, align, ocr_breakdown
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NO_FONT", "FontListError", "breakdown_metrics", "decode_split", "read_font_list", "sample_fonts"]
+__all__ = ["LINE_COLUMNS", "NO_FONT", "FontListError", "breakdown_metrics", "decode_split", "read_font_list",
+           "sample_fonts", "write_lines"]
 
 NO_FONT = "(no font)"
+LINE_COLUMNS = ("image", "origin", "font", "edits", "reference", "hypothesis")
 
 
 class FontListError(LabError, ValueError):
@@ -103,9 +111,20 @@ def decode_split(system: torch.nn.Module, loader, device: torch.device, precisio
     return indices, hypotheses
 
 
-def breakdown_metrics(system: torch.nn.Module, datamodule, trainer) -> dict[str, float]:
+def write_lines(path: str | os.PathLike, rows: Sequence[tuple]) -> None:
+    """The per-line readings ``rows`` (one tuple of :data:`LINE_COLUMNS` each) as a TSV file with a header."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+        writer.writerow(LINE_COLUMNS)
+        writer.writerows(rows)
+
+
+def breakdown_metrics(system: torch.nn.Module, datamodule, trainer,
+                      lines_path: str | os.PathLike | None = None) -> dict[str, float]:
     """Breakdown metrics (``test/char_acc/...``, ``test/by_font/...``) of ``system`` on the test
-    split, with the table logged; ``{}`` (logged) for a system that cannot transcribe."""
+    split, with the table logged; ``{}`` (logged) for a system that cannot transcribe. With
+    ``lines_path``, each line's reading is written there (:func:`write_lines`), in dataset order."""
     if "transcribe" not in system.capabilities:
         log.info("breakdown skipped: a %s does not transcribe text lines", type(system).__name__)
         return {}
@@ -121,4 +140,13 @@ def breakdown_metrics(system: torch.nn.Module, datamodule, trainer) -> dict[str,
         None if fonts is None else [fonts[indices[k]] for k in keep],
     )
     log.info("breakdown of the test split (%d lines):\n%s", len(keep), result.table())
+    if lines_path is not None:
+        rows = []
+        for k in sorted(keep, key=lambda k: indices[k]):
+            sample, hypothesis = samples[indices[k]], hypotheses[k]
+            font = NO_FONT if fonts is None else fonts[indices[k]]
+            rows.append((sample.key, sample.origin, font, align(sample.label, hypothesis).edits, sample.label,
+                         hypothesis))
+        write_lines(lines_path, rows)
+        log.info("wrote each test line's reading to %s", lines_path)
     return result.metrics("test")

@@ -10,6 +10,8 @@ Pure Python (no torch), over ``(reference, hypothesis)`` string pairs:
 * per group (one label per pair, e.g. the font that drew the line): ``line_acc`` (exact
   lines), ``cer`` (edits over reference characters, summed over the group's lines, as
   :class:`torchmetrics.text.CharErrorRate` counts) and the number of lines.
+* the misreadings: how often each reference character was read as another one, or dropped,
+  in that alignment (:attr:`Breakdown.confusions`; the most frequent in the table).
 
 :func:`ocr_breakdown` computes both; :meth:`Breakdown.metrics` flattens them into
 ``metrics.json`` keys and :meth:`Breakdown.table` renders them for the log.
@@ -18,6 +20,7 @@ Pure Python (no torch), over ``(reference, hypothesis)`` string pairs:
 from __future__ import annotations
 
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -59,10 +62,13 @@ class LineAlignment:
 
     edits: the Levenshtein distance (insertions, deletions, substitutions cost 1).
     matched: per reference character, whether the alignment pairs it with an equal character.
+    read: per reference character, the hypothesis character the alignment pairs it with
+        (``""`` where it was dropped).
     """
 
     edits: int
     matched: tuple[bool, ...]
+    read: tuple[str, ...]
 
 
 def align(reference: str, hypothesis: str) -> LineAlignment:
@@ -74,7 +80,7 @@ def align(reference: str, hypothesis: str) -> LineAlignment:
     end) prefers the diagonal (match or substitution), then a deletion, then an insertion.
     """
     if reference == hypothesis:
-        return LineAlignment(0, (True,) * len(reference))
+        return LineAlignment(0, (True,) * len(reference), tuple(reference))
     n, m = len(reference), len(hypothesis)
     k = n + m + 1
     # cost[i][j]: best cost of reference[:i] against hypothesis[:j]
@@ -86,13 +92,13 @@ def align(reference: str, hypothesis: str) -> LineAlignment:
             row.append(min(diagonal, above[j] + k, row[j - 1] + k))
         cost.append(row)
 
-    matched = [False] * n
+    matched, read = [False] * n, [""] * n
     edits, i, j = 0, n, m
     while i or j:
         if i and j:
             same = reference[i - 1] == hypothesis[j - 1]
             if cost[i][j] == cost[i - 1][j - 1] + (-1 if same else k):
-                matched[i - 1] = same
+                matched[i - 1], read[i - 1] = same, hypothesis[j - 1]
                 edits += not same
                 i, j = i - 1, j - 1
                 continue
@@ -101,7 +107,7 @@ def align(reference: str, hypothesis: str) -> LineAlignment:
         else:  # hypothesis[j - 1] inserted
             j -= 1
         edits += 1
-    return LineAlignment(edits, tuple(matched))
+    return LineAlignment(edits, tuple(matched), tuple(read))
 
 
 @dataclass
@@ -144,10 +150,12 @@ class GroupScore:
 
 @dataclass
 class Breakdown:
-    """Scores per reference character type (every one of :data:`CHAR_TYPES`) and per group."""
+    """Scores per reference character type (every one of :data:`CHAR_TYPES`) and per group, and the
+    misreadings: ``confusions[(reference char, read as)]`` counts, ``""`` for a dropped character."""
 
     char_types: dict[str, TypeScore] = field(default_factory=lambda: {t: TypeScore() for t in CHAR_TYPES})
     groups: dict[str, GroupScore] = field(default_factory=dict)
+    confusions: Counter = field(default_factory=Counter)
 
     def metrics(self, prefix: str = "test", group_key: str = "by_font") -> dict[str, float]:
         """Flat metrics: ``{prefix}/char_acc/{type}`` (types with characters only),
@@ -163,13 +171,18 @@ class Breakdown:
             out.update({f"{base}/line_acc": score.line_acc, f"{base}/cer": score.cer, f"{base}/lines": score.lines})
         return out
 
-    def table(self, group_title: str = "font") -> str:
-        """The breakdown as Markdown tables: character types, then the groups (if any) by name."""
+    def table(self, group_title: str = "font", misreadings: int = 10) -> str:
+        """The breakdown as Markdown tables: character types, the groups (if any) by name, then the
+        ``misreadings`` most frequent misreadings (if any)."""
         rows = [[name, str(s.chars), fmt(s.accuracy)] for name, s in self.char_types.items()]
         out = markdown_rows(["char type", "ref chars", "char acc"], rows)
         if self.groups:
             rows = [[name, str(s.lines), fmt(s.line_acc), fmt(s.cer)] for name, s in sorted(self.groups.items())]
             out += ["", *markdown_rows([group_title, "lines", "line_acc", "cer"], rows)]
+        if self.confusions and misreadings > 0:
+            rows = [[repr(ref), repr(read) if read else "(dropped)", str(count)]
+                    for (ref, read), count in self.confusions.most_common(misreadings)]
+            out += ["", *markdown_rows(["reference", "read as", "times"], rows)]
         return "\n".join(out)
 
 
@@ -186,11 +199,13 @@ def ocr_breakdown(pairs: Iterable[tuple[str, str]], groups: Sequence[str] | None
     result = Breakdown()
     for index, (reference, hypothesis) in enumerate(pairs):
         alignment = align(reference, hypothesis)
-        for c, ok in zip(reference, alignment.matched):
+        for c, ok, read in zip(reference, alignment.matched, alignment.read):
             kind = char_type(c)
             if kind is not None:
                 result.char_types[kind].chars += 1
                 result.char_types[kind].correct += ok
+            if not ok:
+                result.confusions[c, read] += 1
         if groups is not None:
             result.groups.setdefault(groups[index], GroupScore()).add(reference, hypothesis, alignment)
     return result

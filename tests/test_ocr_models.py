@@ -604,6 +604,33 @@ def test_ocr_zh_cpu_sizes_its_conv_stack_for_the_training_precision(flags, preci
         None, 0.5, 8)  # an explicit setting wins
 
 
+@pytest.mark.parametrize("flags, precision, accelerator, wide", [
+    ({"avx2", "fma"}, "auto", "cpu", False),               # fp32: the generator's ranges
+    ({"avx2", "amx_bf16"}, "auto", "cpu", True),           # bf16-mixed: fainter ink, harsher JPEG
+    ({"avx2", "amx_bf16"}, "32-true", "cpu", False),
+    ({"avx2", "fma"}, "32-true", "gpu", True),
+])
+def test_ocr_zh_cpu_widens_its_looks_where_it_trains_in_bf16_into_a_corpus_of_their_own(
+        flags, precision, accelerator, wide, tmp_path, monkeypatch):
+    import seq2seq_lab.precision as precision_module
+    from seq2seq_lab.data.synth.look import LookConfig
+
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset(flags))
+    trainer = [f"trainer.precision={precision}", f"trainer.accelerator={accelerator}"]
+    synth = OmegaConf.to_container(compose_config("train", ["experiment=ocr_zh_cpu", *trainer], tmp_path),
+                                   resolve=True)["synth"]
+    look = LookConfig(**synth["look"])
+    if wide:
+        assert (look.contrast, look.jpeg_quality) == ((25, 230), (15, 95))
+        assert synth["out_dir"].endswith("/synth_zh_mixed_len10_300k_stretch16_wide")
+    else:  # the generator's own ranges: the corpus of fp32 runs before 2026-12-05, reused as it is
+        assert (look.contrast, look.jpeg_quality) == (LookConfig().contrast, LookConfig().jpeg_quality)
+        assert synth["out_dir"].endswith("/synth_zh_mixed_len10_300k_stretch16")
+    explicit = compose_config("train", ["experiment=ocr_zh_cpu", *trainer, "synth.look.contrast=[60,200]",
+                                        "synth.out_dir=elsewhere"], tmp_path)
+    assert (list(explicit.synth.look.contrast), explicit.synth.out_dir) == ([60, 200], "elsewhere")
+
+
 @pytest.mark.parametrize("flags, precision, expected", [
     ({"avx2", "fma"}, "auto", (1, 1.0)),           # no bf16: fp32, ~60% of the steps in the 40 minutes
     ({"avx2", "avx512_bf16"}, "auto", (2, 0.5)),   # bf16-mixed: the README's model

@@ -13,7 +13,8 @@ from PIL import Image
 
 from helpers import compose_config
 from ocr_fakes import write_text_lines
-from seq2seq_lab.eval_breakdown import LINE_COLUMNS, NO_FONT, FontListError, breakdown_metrics, read_font_list, sample_fonts
+from seq2seq_lab.eval_breakdown import (LINE_COLUMNS, NO_FONT, FontListError, breakdown_metrics, decode_split,
+                                        read_font_list, sample_fonts, recorded_readings)
 from seq2seq_lab.reporting.ocr_breakdown import LineAlignment, align, char_type, ocr_breakdown
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -184,3 +185,38 @@ def test_eval_writes_the_breakdown_of_a_checkpoint(corpus, tmp_path):
     skipped = evaluate(compose_config("eval", [f"ckpt_path={ckpt}", "trainer=cpu", "breakdown=false"],
                                       tmp_path / "eval2"))
     assert "test/cer" in skipped and not any("char_acc" in k or "by_font" in k for k in skipped)
+
+
+@pytest.mark.parametrize("experiment, more", [
+    ("ocr_crnn_ctc", []),
+    ("ocr_crnn_attention", []),
+    ("ocr_crnn_attention", ["system.beam_width=3", "+system.views=[{right: 1}]",
+                            "+system.lm={text_file: builtin:news, weight: 0.3}"]),   # as ocr_zh_cpu reads
+])
+def test_the_test_pass_readings_are_those_a_second_decode_gives(experiment, more, corpus, tmp_path):
+    """eval's breakdown reads the test pass's readings instead of decoding the split again: the same texts."""
+    import lightning
+
+    from seq2seq_lab.assemble import build_datamodule, build_system
+
+    data = [f"data.{s}={corpus}/{s}.txt" for s in ("train", "val", "test")]
+    cfg = compose_config("train", [f"experiment={experiment}", *data, f"data.charset={corpus}/charset.txt",
+                                   "data.max_length=3", "data.width=96", "data.num_workers=0", "data.eval_batch_size=3",
+                                   "model.width_mult=0.25", "model.rnn_hidden=16", *more], tmp_path)
+    torch.manual_seed(0)
+    datamodule = build_datamodule(cfg)
+    system = build_system(cfg, datamodule)
+    with torch.no_grad():  # large random weights: readings that differ from line to line, some without EOS
+        for weight in system.net.parameters():
+            weight.normal_(0.0, 0.7)
+    trainer = lightning.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                                enable_progress_bar=False, enable_model_summary=False)
+    trainer.test(system, datamodule=datamodule, verbose=False)
+    loader = datamodule.test_dataloader()
+    found = recorded_readings(system, loader)
+    assert found is not None and found == decode_split(system, loader, torch.device("cpu"), trainer.precision_plugin)
+    assert len(set(found[1])) > 2  # not one reading for every line
+    assert found[0] == list(range(7, -1, -1))  # the width-sorted order, each reading with its own line
+    assert recorded_readings(system, loader, world_size=2) is None
+    system.test_readings = system.test_readings[1:]  # lines that are not the loader's: decode again
+    assert recorded_readings(system, loader) is None

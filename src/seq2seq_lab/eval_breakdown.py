@@ -1,7 +1,11 @@
-"""The OCR breakdown of ``eval`` (``breakdown=true``): the test split decoded again, scored per
+"""The OCR breakdown of ``eval`` (``breakdown=true``): the test split's readings scored per
 reference character type and per font (:mod:`seq2seq_lab.reporting.ocr_breakdown`).
 
-Lines are decoded with ``system.transcribe(images, widths)`` in the batches of the
+The readings are those of the test pass that ``eval`` has just run (the system keeps them,
+:func:`recorded_readings`) where they match the test loader line for line; else the split is
+decoded again (:func:`decode_split`).
+
+Decoded again, lines are read with ``system.transcribe(images, widths)`` in the batches of the
 data module's test loader (the same batches as the test, on the trainer's device and
 precision). The loader's batch sampler gives each line's dataset index, so each line
 is matched with its sample, whatever order the loader uses (e.g. sorted by width).
@@ -38,7 +42,7 @@ from seq2seq_lab.reporting.ocr_breakdown import Breakdown, align, ocr_breakdown
 log = logging.getLogger(__name__)
 
 __all__ = ["LINE_COLUMNS", "NO_FONT", "FontListError", "breakdown_metrics", "decode_split", "read_font_list",
-           "sample_fonts", "write_lines"]
+           "sample_fonts", "recorded_readings", "write_lines"]
 
 NO_FONT = "(no font)"
 LINE_COLUMNS = ("image", "origin", "font", "edits", "reference", "hypothesis")
@@ -120,6 +124,21 @@ def write_lines(path: str | os.PathLike, rows: Sequence[tuple]) -> None:
         writer.writerows(rows)
 
 
+def recorded_readings(system: torch.nn.Module, loader, world_size: int = 1) -> tuple[list[int], list[str]] | None:
+    """The readings of the test pass just run (``system.test_readings``) with each line's dataset index,
+    as :func:`decode_split` returns them; None where they cannot stand in for it: none recorded, the
+    pass ran in several processes, or its lines are not ``loader``'s, in its batch sampler's order."""
+    readings = getattr(system, "test_readings", None)
+    if not readings or world_size != 1:
+        return None
+    order = [i for batch in loader.batch_sampler for i in batch]
+    samples, bad = loader.dataset.samples, getattr(loader.dataset, "bad", None)
+    if len(order) != len(readings) or any(label != samples[i].label and not (bad is not None and bad[i])
+                                          for i, (label, _) in zip(order, readings)):
+        return None
+    return order, [text for _, text in readings]
+
+
 def breakdown_metrics(system: torch.nn.Module, datamodule, trainer,
                       lines_path: str | os.PathLike | None = None) -> dict[str, float]:
     """Breakdown metrics (``test/char_acc/...``, ``test/by_font/...``) of ``system`` on the test
@@ -130,7 +149,10 @@ def breakdown_metrics(system: torch.nn.Module, datamodule, trainer,
         return {}
     loader = datamodule.test_dataloader()
     dataset = loader.dataset
-    indices, hypotheses = decode_split(system, loader, trainer.strategy.root_device, trainer.precision_plugin)
+    found = recorded_readings(system, loader, getattr(trainer, "world_size", 1))
+    if found is not None:
+        log.info("breakdown: the test pass's readings of the %d lines", len(found[0]))
+    indices, hypotheses = found or decode_split(system, loader, trainer.strategy.root_device, trainer.precision_plugin)
     bad = getattr(dataset, "bad", torch.zeros(len(dataset), dtype=torch.bool))
     keep = [k for k, i in enumerate(indices) if not bad[i]]
     samples = dataset.samples

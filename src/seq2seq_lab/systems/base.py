@@ -66,6 +66,9 @@ class BaseSystem(L.LightningModule):
         self.best = MaxMetric()
         self.run_config: dict | None = None  # stored in checkpoints; set by the entry point
         self.tokenizer = None  # text systems set theirs (after this); its charset is stored in checkpoints
+        # text systems: (label, reading) of each line of the last test pass, in its loader's order, so that
+        # eval's breakdown need not decode the split again (eval_breakdown.recorded_readings)
+        self.test_readings: list[tuple[str, str]] = []
 
     # -- subclass interface -------------------------------------------------
     def compute_loss(self, batch: dict) -> tuple[torch.Tensor, Any]:
@@ -114,6 +117,9 @@ class BaseSystem(L.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step(batch, "val")
+
+    def on_test_epoch_start(self) -> None:
+        self.test_readings = []
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step(batch, "test")

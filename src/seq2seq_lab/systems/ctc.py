@@ -55,6 +55,8 @@ class CTCSystem(BaseSystem):
         refs = decode_references(self.tokenizer, batch["targets"])
         for metric in self.text_metrics[stage].values():
             metric.update(texts, refs)
+        if stage == "test":
+            self.test_readings += zip(batch["texts"], texts)
 
     def stage_metrics(self, stage: str) -> dict:
         return dict(self.text_metrics[stage])

@@ -165,6 +165,8 @@ class OCRSystem(Seq2SeqSystem):
         texts, refs = self.tokenizer.batch_decode(preds), decode_references(self.tokenizer, targets)
         for metric in self.text_metrics[stage].values():
             metric.update(texts, refs)
+        if stage == "test":
+            self.test_readings += zip(batch["texts"], texts)
         self.update_exposure(batch, outputs, stage)
         self.update_attention_stats(batch, outputs, attention, stage)
         if attention is not None and self.net.ctc_head is not None and self.attention_stats is not None:

@@ -42,7 +42,7 @@ from seq2seq_lab.reporting.ocr_breakdown import Breakdown, align, ocr_breakdown
 log = logging.getLogger(__name__)
 
 __all__ = ["LINE_COLUMNS", "NO_FONT", "FontListError", "breakdown_metrics", "decode_split", "read_font_list",
-           "sample_fonts", "recorded_readings", "write_lines"]
+           "recorded_readings", "sample_fonts", "write_lines"]
 
 NO_FONT = "(no font)"
 LINE_COLUMNS = ("image", "origin", "font", "edits", "reference", "hypothesis")

@@ -37,7 +37,7 @@ from seq2seq_lab.data.ocr.module import OCRDataModule, open_sources
 from seq2seq_lab.data.ocr.sources import ListFileSource, Sample
 from seq2seq_lab.data.synth.corpus import FONT_LIST
 from seq2seq_lab.errors import LabError
-from seq2seq_lab.reporting.ocr_breakdown import Breakdown, align, ocr_breakdown
+from seq2seq_lab.reporting.ocr_breakdown import Breakdown, ocr_breakdown
 
 log = logging.getLogger(__name__)
 
@@ -163,12 +163,12 @@ def breakdown_metrics(system: torch.nn.Module, datamodule, trainer,
     )
     log.info("breakdown of the test split (%d lines):\n%s", len(keep), result.table())
     if lines_path is not None:
-        rows = []
-        for k in sorted(keep, key=lambda k: indices[k]):
-            sample, hypothesis = samples[indices[k]], hypotheses[k]
-            font = NO_FONT if fonts is None else fonts[indices[k]]
-            rows.append((sample.key, sample.origin, font, align(sample.label, hypothesis).edits, sample.label,
-                         hypothesis))
+        rows = []  # in dataset order; result.line_edits is in keep's
+        for n in sorted(range(len(keep)), key=lambda n: indices[keep[n]]):
+            i = indices[keep[n]]
+            font = NO_FONT if fonts is None else fonts[i]
+            rows.append((samples[i].key, samples[i].origin, font, result.line_edits[n], samples[i].label,
+                         hypotheses[keep[n]]))
         write_lines(lines_path, rows)
         log.info("wrote each test line's reading to %s", lines_path)
     return result.metrics("test")

@@ -151,11 +151,13 @@ class GroupScore:
 @dataclass
 class Breakdown:
     """Scores per reference character type (every one of :data:`CHAR_TYPES`) and per group, and the
-    misreadings: ``confusions[(reference char, read as)]`` counts, ``""`` for a dropped character."""
+    misreadings: ``confusions[(reference char, read as)]`` counts, ``""`` for a dropped character;
+    ``line_edits[i]``: the edits of pair ``i``."""
 
     char_types: dict[str, TypeScore] = field(default_factory=lambda: {t: TypeScore() for t in CHAR_TYPES})
     groups: dict[str, GroupScore] = field(default_factory=dict)
     confusions: Counter = field(default_factory=Counter)
+    line_edits: list[int] = field(default_factory=list)
 
     def metrics(self, prefix: str = "test", group_key: str = "by_font") -> dict[str, float]:
         """Flat metrics: ``{prefix}/char_acc/{type}`` (types with characters only),
@@ -199,6 +201,7 @@ def ocr_breakdown(pairs: Iterable[tuple[str, str]], groups: Sequence[str] | None
     result = Breakdown()
     for index, (reference, hypothesis) in enumerate(pairs):
         alignment = align(reference, hypothesis)
+        result.line_edits.append(alignment.edits)
         for c, ok, read in zip(reference, alignment.matched, alignment.read):
             kind = char_type(c)
             if kind is not None:

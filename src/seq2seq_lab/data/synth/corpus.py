@@ -88,6 +88,8 @@ class CorpusSpec:
     num_test_heldout: int | None = None
     rare_share: float | None = None
     ascii_share: float | None = None
+    ascii_twins: str | None = None
+    twin_share: float | None = None
     look: dict | None = None
     seed: int = 0
     format: str = "jpg"
@@ -143,6 +145,7 @@ def spec_from_config(cfg) -> CorpusSpec:
         render=cfg.get("render") or {}, style=cfg.get("style"), num_test_heldout=cfg.get("num_test_heldout"),
         heldout_fonts=[_font_entry(f) for f in cfg["heldout_fonts"]] if cfg.get("heldout_fonts") else None,
         rare_share=cfg.get("rare_share"), ascii_share=cfg.get("ascii_share"), look=cfg.get("look") or None,
+        ascii_twins=cfg.get("ascii_twins") or None, twin_share=cfg.get("twin_share") or None,
     )
 
 

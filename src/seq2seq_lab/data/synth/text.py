@@ -192,6 +192,12 @@ class TextSampler:
             (People's Daily) has almost no Latin letters nor half-width
             punctuation, which real lines have (the classic corpus's charset
             ranks ``e`` 47th and ``.`` 71st by frequency).
+        ascii_twins: full-width characters that real lines print either way,
+            e.g. ``"（）"``: in ``twin_share`` of the labels each of them is
+            printed as its ASCII twin (its NFKC form, ``(``), which must be in
+            the charset. The classic corpus's labels use ``(`` and ``)`` as
+            often as ``（`` and ``）``; news text has only the full-width ones.
+        twin_share: the share of labels whose ``ascii_twins`` print as ASCII.
 
     Raises:
         ValueError: bad lengths, policy or zipf, or no line yields a window of ``min_length``.
@@ -199,14 +205,15 @@ class TextSampler:
 
     def __init__(self, charset: str, min_length: int, max_length: int,
                  lines: Iterable[str] | None = None, policy: str = "drop", zipf: float | None = None,
-                 rare_share: float = 0.0, rare_below: int = 20, ascii_share: float = 0.0):
+                 rare_share: float = 0.0, rare_below: int = 20, ascii_share: float = 0.0,
+                 ascii_twins: str = "", twin_share: float = 0.0):
         if not 1 <= min_length <= max_length:
             raise ConfigError(f"need 1 <= min_length <= max_length, got {min_length}..{max_length}")
         if zipf is not None and not zipf > 0:
             raise ConfigError(f"zipf must be a positive exponent or null, got {zipf}")
         if policy not in POLICIES:
             raise ConfigError(f"policy must be one of {POLICIES}, got {policy!r}")
-        for name, share in (("rare_share", rare_share), ("ascii_share", ascii_share)):
+        for name, share in (("rare_share", rare_share), ("ascii_share", ascii_share), ("twin_share", twin_share)):
             if not 0.0 <= share <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {share}")
         if rare_share + ascii_share > 1.0:
@@ -233,6 +240,8 @@ class TextSampler:
         counts = collections.Counter("".join(self._segments or []))
         self.rare = np.array([c for c in self.charset if counts[c] < rare_below and not c.isspace()] or [""])
         self.ascii = _AsciiClasses.of(self.charset)
+        self.twin_share = float(twin_share)
+        self._twins = str.maketrans(_ascii_twins(ascii_twins, self.charset))
 
     def _length(self, rng: np.random.Generator) -> int:
         return int(rng.integers(self.min_length, self.max_length + 1))
@@ -295,10 +304,25 @@ class TextSampler:
         rare, ascii = bool(self.rare_share and self.rare[0]), bool(self.ascii_share and self.ascii.any)
         u = rng.random() if rare or ascii else 0.5
         if rare and u < self.rare_share:
-            return self._with_rare(rng)
-        if ascii and u >= 1.0 - self.ascii_share:
-            return self._with_ascii(rng)
-        return self._plain(rng)
+            label = self._with_rare(rng)
+        elif ascii and u >= 1.0 - self.ascii_share:
+            label = self._with_ascii(rng)
+        else:
+            label = self._plain(rng)
+        if self._twins and self.twin_share and rng.random() < self.twin_share:  # no draw without: older corpora stay as drawn
+            label = label.translate(self._twins)
+        return label
+
+
+def _ascii_twins(chars: str, charset: str) -> dict[str, str]:
+    """``chars`` mapped to their ASCII twins (NFKC forms) in ``charset``; a ConfigError names one without."""
+    twins = {}
+    for c in dict.fromkeys(chars or ""):
+        twin = unicodedata.normalize("NFKC", c)
+        if twin == c or len(twin) != 1 or not twin.isascii() or twin not in charset:
+            raise ConfigError(f"ascii_twins: {c!r} has no ASCII twin in the charset (its NFKC form is {twin!r})")
+        twins[c] = twin
+    return twins
 
 
 class _AsciiClasses(NamedTuple):

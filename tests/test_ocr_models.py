@@ -622,13 +622,29 @@ def test_ocr_zh_cpu_widens_its_looks_where_it_trains_in_bf16_into_a_corpus_of_th
     look = LookConfig(**synth["look"])
     if wide:
         assert (look.contrast, look.jpeg_quality) == ((25, 230), (15, 95))
-        assert synth["out_dir"].endswith("/synth_zh_mixed_len10_300k_stretch16_wide")
-    else:  # the generator's own ranges: the corpus of fp32 runs before 2026-12-05, reused as it is
+        assert synth["out_dir"].endswith("/synth_zh_mixed_len10_300k_stretch16_wide_twins")
+    else:  # the generator's own ranges
         assert (look.contrast, look.jpeg_quality) == (LookConfig().contrast, LookConfig().jpeg_quality)
-        assert synth["out_dir"].endswith("/synth_zh_mixed_len10_300k_stretch16")
+        assert synth["out_dir"].endswith("/synth_zh_mixed_len10_300k_stretch16_twins")
+    assert (synth["ascii_twins"], synth["twin_share"]) == ("（）", 0.5)  # either way
     explicit = compose_config("train", ["experiment=ocr_zh_cpu", *trainer, "synth.look.contrast=[60,200]",
                                         "synth.out_dir=elsewhere"], tmp_path)
     assert (list(explicit.synth.look.contrast), explicit.synth.out_dir) == ([60, 200], "elsewhere")
+
+
+def test_ocr_zh_cpu_keeps_the_checkpoint_of_the_best_character_level_score(tmp_path):
+    """Line accuracy on 2,000 validation lines ties now and then; 1 - NED breaks such ties by characters."""
+    from seq2seq_lab.systems.text_metrics import text_metrics
+
+    cfg = compose_config("train", ["experiment=ocr_zh_cpu"], tmp_path)
+    assert (cfg.system.monitor, cfg.callbacks.model_checkpoint.monitor, cfg.callbacks.model_checkpoint.mode,
+            cfg.optimized_metric) == ("ned", "val/ned", "max", "val/ned_best")
+    scores = []
+    for reading in ("我们的国家", "我们的国", "我们"):  # ever worse readings of one line score ever lower
+        ned = text_metrics()["val"]["ned"]  # a metric validation logs
+        ned.update([reading], ["我们的国家"])
+        scores.append(float(ned.compute()))
+    assert scores == sorted(scores, reverse=True) and scores[0] == 1.0 > scores[1]
 
 
 @pytest.mark.parametrize("flags, precision, expected", [

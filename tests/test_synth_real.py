@@ -109,6 +109,26 @@ def test_without_shares_a_label_takes_no_extra_draw():
         TextSampler(charset, 8, 8, text, policy="skip", rare_share=0.6, ascii_share=0.6)
 
 
+def test_ascii_twins_print_full_width_parentheses_as_ascii_in_their_share_of_labels():
+    text = ["我们（国家）在前进（经济）增长" * 10]
+    charset = "我们国家在前进经济增长（）()"
+    sampler = TextSampler(charset, 8, 8, text, policy="skip", ascii_twins="（）", twin_share=0.3)
+    rng = np.random.default_rng(3)
+    labels = [sampler.sample(rng) for _ in range(2000)]
+    paren = [lb for lb in labels if set(lb) & set("（）()")]
+    ascii_ = [lb for lb in paren if set(lb) & set("()")]
+    assert 0.2 < len(ascii_) / len(paren) < 0.4
+    assert not any(set(lb) >= set("（(") or set(lb) >= set("）)") for lb in paren)  # one form per label
+    back = str.maketrans("()", "（）")
+    assert all(lb.translate(back) in sampler._segments[0] for lb in ascii_)  # the text's window, twins swapped
+    # without a share nothing changes and no extra draw is taken
+    plain = TextSampler(charset, 8, 8, text, policy="skip", ascii_twins="（）")
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    assert [plain.sample(a) for _ in range(50)] == [plain._plain(b) for _ in range(50)]
+    with pytest.raises(ConfigError, match="'，' has no ASCII twin"):
+        TextSampler(charset + "，", 8, 8, text, policy="skip", ascii_twins="，", twin_share=0.5)  # no ',' in it
+
+
 def test_a_line_is_drawn_only_with_faces_that_have_every_glyph(cjk_faces):
     rare = "丂丄丅丆丏丒丗丟丠両丣並丩丮丯丱丳丵丷丼乀乁乂乄乆乊乑乕乗乚乛乢乣乤乥乧乨乪乫乬乭乮乯"
     narrow = [f for f in cjk_faces if not set(rare) <= coverage(f)]

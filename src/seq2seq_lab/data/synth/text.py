@@ -195,8 +195,9 @@ class TextSampler:
         ascii_twins: full-width characters that real lines print either way,
             e.g. ``"（）"``: in ``twin_share`` of the labels each of them is
             printed as its ASCII twin (its NFKC form, ``(``), which must be in
-            the charset. The classic corpus's labels use ``(`` and ``)`` as
-            often as ``（`` and ``）``; news text has only the full-width ones.
+            the charset. The classic corpus's labels use both forms (its
+            200-line sample: ``(`` and ``)`` 5 times, ``（`` and ``）`` twice);
+            news text has only the full-width ones.
         twin_share: the share of labels whose ``ascii_twins`` print as ASCII.
 
     Raises:

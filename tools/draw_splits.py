@@ -18,7 +18,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 
 import seq2seq_lab.configs  # noqa: F401  (registers the config resolvers)
-from seq2seq_lab.data.synth.corpus import FORMATS, image_name, spec_from_config
+from seq2seq_lab.data.synth.corpus import draw_samples, image_name, spec_from_config
 from seq2seq_lab.data.synth.drawer import make_drawer
 
 out, wanted = Path(sys.argv[1]), sys.argv[2].split(",")
@@ -31,18 +31,15 @@ unknown = sorted(set(wanted) - set(counts))
 if unknown:
     sys.exit(f"draw_splits: no split {unknown} in this corpus; it has {sorted(counts)}")
 drawer = make_drawer(spec, with_heldout="test_heldout" in wanted)
+first_heldout = sum(counts.values()) - counts.get("test_heldout", 0)
 (out / "images").mkdir(parents=True, exist_ok=True)
-save = {"quality": spec.quality} if spec.format == "jpg" else {"compress_level": 1}
 fonts, start = [], 0
 for split, n in counts.items():
     if split in wanted:
-        rows = []
-        for i in range(start, start + n):
-            label, image, face = drawer.draw(i, heldout=split == "test_heldout")
-            image.save(out / image_name(i, spec.format), FORMATS[spec.format], **save)
-            rows.append(f"{image_name(i, spec.format)} {label}\n")
-            fonts.append(f"{image_name(i, spec.format)}\t{face}\n")
-        (out / f"{split}.txt").write_text("".join(rows), encoding="utf-8")
+        rows = draw_samples(drawer, range(start, start + n), first_heldout, out, spec.format, spec.quality)
+        (out / f"{split}.txt").write_text("".join(f"{image_name(i, spec.format)} {label}\n" for i, label, _ in rows),
+                                          encoding="utf-8")
+        fonts += [f"{image_name(i, spec.format)}\t{face}\n" for i, _, face in rows]
         print(f"{split}: {n} lines, samples {start}-{start + n - 1}")
     start += n
 (out / "fonts.tsv").write_text("".join(fonts), encoding="utf-8")

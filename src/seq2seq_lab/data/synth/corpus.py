@@ -31,6 +31,7 @@ import multiprocessing
 import os
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -53,7 +54,7 @@ from seq2seq_lab.errors import ConfigError, LabError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CorpusExistsError", "CorpusSpec", "generate_corpus", "image_name", "spec_from_config"]
+__all__ = ["CorpusExistsError", "CorpusSpec", "draw_samples", "generate_corpus", "image_name", "spec_from_config"]
 
 SPLITS = ("train", "val", "test", "test_heldout")
 STYLES = ("simple", "real")  # render.render_line | look.render_real_line
@@ -173,15 +174,21 @@ def _init_worker(drawer: LineDrawer, first_heldout: int, root: str, fmt: str, qu
     _state.update(drawer=drawer, first_heldout=first_heldout, root=root, fmt=fmt, quality=quality)
 
 
-def _make_samples(indices: range) -> list[tuple[int, str, str]]:
-    s = _state
-    save = {"quality": s["quality"]} if s["fmt"] == "jpg" else {"compress_level": 1}
+def draw_samples(drawer: LineDrawer, indices: Iterable[int], first_heldout: int, root: str | os.PathLike, fmt: str,
+                 quality: int) -> list[tuple[int, str, str]]:
+    """Draw samples ``indices`` (those from ``first_heldout`` on in the held-out faces) into
+    ``root/images``; ``(index, label, face)`` of each. Sample ``i`` is the same whatever else is drawn."""
+    save = {"quality": quality} if fmt == "jpg" else {"compress_level": 1}
     out = []
     for i in indices:
-        label, image, face = s["drawer"].draw(i, heldout=i >= s["first_heldout"])
-        image.save(os.path.join(s["root"], image_name(i, s["fmt"])), FORMATS[s["fmt"]], **save)
+        label, image, face = drawer.draw(i, heldout=i >= first_heldout)
+        image.save(os.path.join(root, image_name(i, fmt)), FORMATS[fmt], **save)
         out.append((i, label, face))
     return out
+
+
+def _make_samples(indices: range) -> list[tuple[int, str, str]]:
+    return draw_samples(indices=indices, **_state)
 
 
 def _run(total: int, workers: int, initargs: tuple, progress: bool) -> tuple[list[str], list[str]]:

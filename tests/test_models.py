@@ -199,3 +199,18 @@ def test_models_layer_imports_neither_lightning_nor_hydra():
     for path in root.glob("*.py"):
         text = path.read_text()
         assert "import lightning" not in text and "import hydra" not in text, path
+
+
+def test_position_attention_takes_steps_past_its_slots_only_as_padding():
+    torch.manual_seed(0)
+    attention = ATTENTIONS["position"](8, 6, max_positions=4)
+    query, keys = torch.randn(2, 8), torch.randn(2, 6, 6)
+    mask = torch.tensor([[True] * 4 + [False] * 2, [True] * 3 + [False] * 3])
+    context, weights = attention(query, keys, mask)
+    short_context, short_weights = attention(query, keys[:, :4], mask[:, :4])
+    assert weights.shape == (2, 6) and torch.equal(weights[:, 4:], torch.zeros(2, 2))
+    assert torch.allclose(weights[:, :4], short_weights) and torch.allclose(context, short_context)
+    with pytest.raises(ValueError, match="4 slots but the encoder gave 6 valid steps"):
+        attention(query, keys, mask | torch.tensor([False] * 5 + [True]))
+    with pytest.raises(ValueError, match="4 slots"):
+        attention(query, keys)

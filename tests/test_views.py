@@ -59,14 +59,14 @@ def test_views_from_the_config():
             line_views(bad)
 
 
-def _system(views=None, beam_width=1):
+def _system(views=None, beam_width=1, attention="mlp"):
     from seq2seq_lab.data.tokenizer import Tokenizer
     from seq2seq_lab.models import CRNNAttention
     from seq2seq_lab.systems import OCRSystem
 
     torch.manual_seed(0)
     tokenizer = Tokenizer("abcdefgh")
-    model = CRNNAttention(8, tokenizer.vocab_size, channels=1, width=400, hidden_dim=32, embed_dim=8, attention="mlp",
+    model = CRNNAttention(8, tokenizer.vocab_size, channels=1, width=400, hidden_dim=32, embed_dim=8, attention=attention,
                           positions="concat", width_mult=0.25, rnn_hidden=32)
     return OCRSystem(model, tokenizer, optimizer=torch.optim.Adam, views=views, beam_width=beam_width).eval()
 
@@ -125,3 +125,17 @@ def test_a_system_with_views_reads_a_line_the_same_whatever_the_padding_of_its_b
     assert len(system.views) == 3 and len(system.other_views(mixed, mixed_lengths)) == 3
     assert texts_alone[0] == texts_mixed[0] and abs(conf_alone[0].item() - conf_mixed[0].item()) < 1e-5
     assert abs(conf_alone[0].item() - plain[1][0].item()) > 1e-6  # the views changed the scores
+
+
+def test_a_position_attention_system_reads_full_width_lines_in_views_moved_right():
+    """ocr_zh's attention has a slot per column of the maximum width (101 for 400 pixels); a view moved
+    right 3 pixels is padded to 408 (102 columns), past the slots by padding alone, and reads."""
+    system = _system([{"right": 3}, {"right": 1, "down": 1}], beam_width=3, attention="position")
+    assert system.net.decoder.attention.max_positions == 101
+    line, wide = _lines()
+    batch, lengths = pad_batch([line, wide], 400)
+    assert system.other_views(batch, lengths)[0][0].size(1) > 101  # the moved view's memory is longer than the slots
+    with torch.no_grad():
+        texts, _ = system.transcribe(batch, lengths)
+        texts_alone, _ = system.transcribe(*pad_batch([line], 400))
+    assert len(texts) == 2 and texts[0] == texts_alone[0]

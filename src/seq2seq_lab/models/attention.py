@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 ATTENTIONS: dict[str, type[Attention]] = {}
@@ -183,7 +184,9 @@ class PositionAttention(Attention):
 
     The weights come from the query alone, a linear map to ``max_positions``
     fixed slots; the keys only supply the values. Sequences may be shorter than
-    ``max_positions`` (the extra slots are dropped), never longer.
+    ``max_positions`` (the extra slots are dropped). They may be longer only by
+    padding: steps past the slots must be masked out in every row (a batch padded
+    wider than the model's lines, e.g. a line's views moved right), and get no weight.
     """
 
     def __init__(self, query_dim: int, key_dim: int, max_positions: int = 71):
@@ -191,11 +194,18 @@ class PositionAttention(Attention):
         self.max_positions = max_positions
         self.slots = nn.Linear(query_dim, max_positions)
 
-    def score(self, query, keys, cache):
+    def forward(self, query, keys, mask=None, cache=None, values=None):
         steps = keys.size(1)
-        if steps > self.max_positions:
+        if steps > self.max_positions and (mask is None or bool(mask[:, self.max_positions:].any())):
             raise ValueError(
-                f"position attention has {self.max_positions} slots but the encoder gave {steps} steps; "
+                f"position attention has {self.max_positions} slots but the encoder gave {steps} valid steps; "
                 f"set max_positions >= {steps}"
             )
-        return self.slots(query)[:, :steps]
+        return super().forward(query, keys, mask, cache, values)
+
+    def score(self, query, keys, cache):
+        scores = self.slots(query)  # (B, max_positions)
+        steps = keys.size(1)
+        if steps <= self.max_positions:
+            return scores[:, :steps]
+        return F.pad(scores, (0, steps - self.max_positions))  # padding past the slots: masked out in forward

@@ -139,3 +139,25 @@ def test_ocr_zh_cpu_fuses_a_model_of_the_generators_own_text(tmp_path):
     cfg = compose_config("train", ["experiment=ocr_zh_cpu", "synth.text_file=my_text.txt"], tmp_path)
     assert cfg.system.lm.text_file == "my_text.txt" and cfg.system.lm.weight > 0
     assert check_lm_options(cfg.system.lm)["relative"] is True
+
+
+def test_the_model_prints_ascii_twins_in_their_share_of_runs_as_the_generator_does(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("".join(f"甲（乙{'丙丁'[i % 2]}）\n" for i in range(400)), encoding="utf-8")
+    tokenizer = Tokenizer("甲乙丙丁（）()")
+    char = {c: tokenizer.encode(c)[0] for c in "甲（("}
+    chars = slice(tokenizer.FIRST_CHAR, tokenizer.PAD)
+
+    def after(lm, c):  # P(next | c) over the charset
+        return lm.log_probs(torch.tensor([[char[c]]]))[0, chars].exp()
+
+    plain = char_lm_from_text(str(text), tokenizer, order=2)
+    twins = char_lm_from_text(str(text), tokenizer, order=2, ascii_twins="（）", twin_share=0.5)
+    full, ascii = tokenizer.encode("（")[0] - tokenizer.FIRST_CHAR, tokenizer.encode("(")[0] - tokenizer.FIRST_CHAR
+    assert after(plain, "甲")[full] > 0.9 and after(plain, "甲")[ascii] < 0.05
+    assert 0.35 < after(twins, "甲")[ascii] < 0.6 and 0.35 < after(twins, "甲")[full] < 0.6
+    assert after(twins, "(").argmax() == tokenizer.encode("乙")[0] - tokenizer.FIRST_CHAR
+    with pytest.raises(ConfigError, match="ascii_twins: '甲' has no ASCII twin"):
+        char_lm_from_text(str(text), tokenizer, ascii_twins="甲", twin_share=0.5)
+    with pytest.raises(ConfigError, match="system.lm.twin_share"):
+        check_lm_options({"text_file": "builtin:news", "twin_share": 2})

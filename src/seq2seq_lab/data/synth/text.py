@@ -39,7 +39,7 @@ import numpy as np
 from seq2seq_lab.data.charset import read_charset
 from seq2seq_lab.errors import ConfigError
 
-__all__ = ["BUILTIN_CHARSETS", "BUILTIN_TEXTS", "TextSampler", "builtin_charset", "load_charset",
+__all__ = ["BUILTIN_CHARSETS", "BUILTIN_TEXTS", "TextSampler", "ascii_twin_map", "builtin_charset", "load_charset",
            "read_text_lines", "read_text_source", "text_segments", "text_source_file", "to_charset"]
 
 CJK_COMMON_FILE = Path(__file__).with_name("cjk_common.txt")
@@ -242,7 +242,7 @@ class TextSampler:
         self.rare = np.array([c for c in self.charset if counts[c] < rare_below and not c.isspace()] or [""])
         self.ascii = _AsciiClasses.of(self.charset)
         self.twin_share = float(twin_share)
-        self._twins = str.maketrans(_ascii_twins(ascii_twins, self.charset))
+        self._twins = str.maketrans(ascii_twin_map(ascii_twins, self.charset))
 
     def _length(self, rng: np.random.Generator) -> int:
         return int(rng.integers(self.min_length, self.max_length + 1))
@@ -315,7 +315,7 @@ class TextSampler:
         return label
 
 
-def _ascii_twins(chars: str, charset: str) -> dict[str, str]:
+def ascii_twin_map(chars: str, charset: str) -> dict[str, str]:
     """``chars`` mapped to their ASCII twins (NFKC forms) in ``charset``; a ConfigError names one without."""
     twins = {}
     for c in dict.fromkeys(chars or ""):

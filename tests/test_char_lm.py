@@ -139,6 +139,11 @@ def test_ocr_zh_cpu_fuses_a_model_of_the_generators_own_text(tmp_path):
     cfg = compose_config("train", ["experiment=ocr_zh_cpu", "synth.text_file=my_text.txt"], tmp_path)
     assert cfg.system.lm.text_file == "my_text.txt" and cfg.system.lm.weight > 0
     assert check_lm_options(cfg.system.lm)["relative"] is True
+    # and prints the generator's ASCII twins in the same share of its text
+    assert (cfg.system.lm.ascii_twins, cfg.system.lm.twin_share) == ("（）", 0.5) == (cfg.synth.ascii_twins,
+                                                                                    cfg.synth.twin_share)
+    off = compose_config("train", ["experiment=ocr_zh_cpu", "synth.ascii_twins=null", "synth.twin_share=null"], tmp_path)
+    assert check_lm_options(off.system.lm)["ascii_twins"] is None
 
 
 def test_the_model_prints_ascii_twins_in_their_share_of_runs_as_the_generator_does(tmp_path):

@@ -53,7 +53,7 @@ def check_lm_options(lm: dict | None) -> dict | None:
         raise ConfigError(f"system.lm.discount must be in (0, 1), got {options['discount']}")
     if not 0 < options["eps"] <= 1:
         raise ConfigError(f"system.lm.eps must be in (0, 1], got {options['eps']}")
-    share = options["twin_share"]
+    share = options["twin_share"] = 0.0 if options["twin_share"] is None else options["twin_share"]  # null: as synth's
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
         raise ConfigError(f"system.lm.twin_share must be a number in [0, 1], got {share!r}")
     if options["ascii_twins"] is not None and not isinstance(options["ascii_twins"], str):

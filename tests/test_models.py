@@ -210,7 +210,7 @@ def test_position_attention_takes_steps_past_its_slots_only_as_padding():
     short_context, short_weights = attention(query, keys[:, :4], mask[:, :4])
     assert weights.shape == (2, 6) and torch.equal(weights[:, 4:], torch.zeros(2, 2))
     assert torch.allclose(weights[:, :4], short_weights) and torch.allclose(context, short_context)
-    with pytest.raises(ValueError, match="4 slots but the encoder gave 6 valid steps"):
+    with pytest.raises(ValueError, match=r"4 slots but a line has valid steps past them \(6 steps in all\)"):
         attention(query, keys, mask | torch.tensor([False] * 5 + [True]))
     with pytest.raises(ValueError, match="4 slots"):
         attention(query, keys)

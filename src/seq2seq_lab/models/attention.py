@@ -198,8 +198,8 @@ class PositionAttention(Attention):
         steps = keys.size(1)
         if steps > self.max_positions and (mask is None or bool(mask[:, self.max_positions:].any())):
             raise ValueError(
-                f"position attention has {self.max_positions} slots but the encoder gave {steps} valid steps; "
-                f"set max_positions >= {steps}"
+                f"position attention has {self.max_positions} slots but a line has valid steps past them "
+                f"({steps} steps in all); set max_positions >= {steps}"
             )
         return super().forward(query, keys, mask, cache, values)
 

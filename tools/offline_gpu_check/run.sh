@@ -14,8 +14,8 @@ if [ -z "${LOCAL:-}" ]; then
 else PY=.venv/bin/python; G=$PWD/.gpu/stage/gpu; fi
 export PYTHONUNBUFFERED=1
 t imports; $PY -c "import torch, lightning, hydra, albumentations, lmdb, seq2seq_lab.train; print(torch.__version__, lightning.__version__, torch.cuda.is_available() and torch.cuda.get_device_name(0), torch.cuda.is_available() and torch.cuda.is_bf16_supported())" || exit 4
-F=$G/fonts
-FONTS="[[$F/WenQuanYi_Micro_Hei,$F/WenQuanYi_Zen_Hei,$F/Noto_Sans_CJK_SC,$F/Smiley_Sans],[$F/Noto_Serif_CJK_SC,$F/AR_PL_SungtiL_GB],[$F/AR_PL_KaitiM_GB,$F/LXGW_WenKai],[$F/cwTeXFangSong],[$F/KouzanBrushFont,$F/KouzanBrushFontGyousyo,$F/AoyagiKouzanFontT]]"
+# synth.fonts from the subsets' styles.txt: [[$F/a,$F/b],[$F/c],...]
+FONTS="[$(sed "s#[^,]*#$G/fonts/&#g; s#.*#[&]#" $G/fonts/styles.txt | paste -sd,)]"
 COMMON=(experiment=ocr_zh trainer=$TRAINER synth.out_dir=/tmp/corpus synth.num_train=$NTRAIN synth.num_test_heldout=0
         "synth.heldout_fonts=[]" synth.workers=$W "synth.fonts=$FONTS" data.num_workers=$NW data.test=$G/rt280/${TESTLIST:-test.txt})
 t train; timeout ${TTRAIN:-420} $PY -m seq2seq_lab.train "${COMMON[@]}" task_name=gpu_zh logger=csv trainer.max_epochs=100 trainer.max_time=$MAXTIME +trainer.limit_val_batches=${VALB:-1.0} \

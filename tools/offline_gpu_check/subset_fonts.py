@@ -3,9 +3,11 @@ directory per family, small enough to carry to a machine without the font packag
 
     python tools/offline_gpu_check/subset_fonts.py <out dir> [family ...]
 
-Family names as the experiment writes them (default: its training and held-out families). Each
-directory stands in for its family name in ``synth.fonts`` (a directory entry is one family). The
-faces keep their names, so ``fonts.tsv`` and the by-font tables read as before. Subsets draw the
+Family names as the experiment writes them (default: its training families, whose styles are also
+written to ``<out dir>/styles.txt``: one line per style, its family directories comma-separated, for
+``run.sh`` to build ``synth.fonts`` from). Each directory stands in for its family name in
+``synth.fonts`` (a directory entry is one family). The faces keep their names, so ``fonts.tsv`` and
+the by-font tables read as before. Subsets draw the
 same glyphs but not byte-identical images: of 300 real-text lines drawn in UMing/UKai subsets, 288
 differed from the full fonts' (some by one column of width).
 """
@@ -24,15 +26,22 @@ from seq2seq_lab.data.synth.text import load_charset
 EXPERIMENT = Path(__file__).resolve().parents[2] / "conf" / "experiment" / "ocr_zh_cpu.yaml"
 
 
+def _folder(family: str) -> str:
+    return re.sub(r"\W", "_", family)
+
+
 def main(out: str, families: list[str]) -> None:
     if not families:
-        synth = OmegaConf.load(EXPERIMENT).synth
-        families = font_names(synth.fonts) + list(synth.heldout_fonts)
+        styles = OmegaConf.to_container(OmegaConf.load(EXPERIMENT).synth.fonts)
+        families = font_names(styles)
+        os.makedirs(out, exist_ok=True)
+        Path(out, "styles.txt").write_text("".join(",".join(_folder(f) for f in font_names([style])) + "\n"
+                                                   for style in styles), encoding="utf-8")
     keep = [ord(c) for c in set(load_charset("builtin:char_std_5990")) | {chr(c) for c in range(32, 127)} | {"\u3000"}]
     options = subset.Options(name_IDs=["*"], name_languages=["*"], notdef_outline=True, layout_features=["*"])
     options.drop_tables += ["gasp", "mort", "morx"]  # tables fontTools cannot subset (or read, in one Kouzan font)
     for family in families:
-        folder = os.path.join(out, re.sub(r"\W", "_", family))
+        folder = os.path.join(out, _folder(family))
         os.makedirs(folder, exist_ok=True)
         for face in resolve_faces([family]):
             font = (TTCollection(face.path).fonts[face.index] if face.path.lower().endswith((".ttc", ".otc"))

@@ -178,6 +178,28 @@ def test_stretch_condenses_or_extends_the_glyphs_and_is_off_by_default(cjk_faces
     assert LookConfig().stretch == (1.0, 1.0)  # older corpora keep their images for a seed
 
 
+def test_distortion_bends_the_strokes_keeps_their_ink_and_is_off_by_default(cjk_faces):
+    from seq2seq_lab.data.synth.look import _glyph_mask
+
+    plain = dict(p_bold=0.0, p_thin=0.0)
+    masks = {}
+    for d in (0.0, 0.01, 0.03):  # the same draws up to the distortion, which comes last
+        cfg = LookConfig(p_distort=1.0 if d else 0.0, distort=(d, d), **plain)
+        masks[d] = np.asarray(_glyph_mask("我们的国家在前进", cjk_faces[0], 56, np.random.default_rng(4), cfg), np.float32)
+    ink = {d: m.sum() for d, m in masks.items()}
+    moved = {}
+    for d in (0.01, 0.03):
+        assert abs(ink[d] - ink[0.0]) < 0.15 * ink[0.0]  # the strokes move, they do not fade or fill
+        h, w = min(masks[d].shape[0], masks[0.0].shape[0]), min(masks[d].shape[1], masks[0.0].shape[1])
+        moved[d] = np.abs(masks[d][:h, :w] - masks[0.0][:h, :w]).mean()
+    assert 0 < moved[0.01] < moved[0.03]  # stronger bends move more ink
+    cfg = LookConfig(p_distort=1.0)
+    a, _ = render_real_line("我们的国家在前进", cjk_faces, np.random.default_rng([7, 3]), cfg)
+    b, _ = render_real_line("我们的国家在前进", cjk_faces, np.random.default_rng([7, 3]), cfg)
+    assert np.array_equal(np.asarray(a), np.asarray(b)) and a.height == 32
+    assert LookConfig().p_distort == 0.0  # older corpora keep their images for a seed
+
+
 def test_look_config_rejects_bad_values():
     with pytest.raises(ConfigError, match=r"look\.p_blur"):
         LookConfig(p_blur=1.5)

@@ -530,6 +530,36 @@ def test_a_slim_attention_model_overfits_a_35_character_line_of_its_own_width():
     assert system.transcribe(wider, wider_lengths)[0][0] == text  # and in a batch padded to 560
 
 
+def test_training_decodes_no_step_past_the_batchs_longest_line_with_the_same_loss_and_gradients():
+    from seq2seq_lab.data.tokenizer import Tokenizer
+    from seq2seq_lab.systems import OCRSystem
+    from seq2seq_lab.systems.seq2seq import trim_targets
+
+    tokenizer = Tokenizer("abcdefgh")
+    targets, target_lengths = tokenizer.batch_encode(["abc", "defgh"], max_length=40)  # (2, 41): mostly PAD
+    torch.manual_seed(0)
+    images = torch.rand(2, 1, 32, 120) * 2 - 1
+    batch = {"inputs": images, "input_lengths": torch.tensor([120, 96]), "targets": targets,
+             "target_lengths": target_lengths}
+    trimmed = trim_targets(batch)
+    assert targets.size(1) == 41 and trimmed["targets"].size(1) == 6  # "defgh" and EOS
+    assert torch.equal(trimmed["targets"], targets[:, :6]) and batch["targets"] is targets  # the batch is left as it was
+    model = CRNNAttention(41, tokenizer.vocab_size, channels=1, width=120, hidden_dim=16, embed_dim=8,
+                          width_mult=0.125, rnn_hidden=16, teacher_force=1.0)
+    system = OCRSystem(model, tokenizer, optimizer=torch.optim.Adam).train()
+    losses, grads = [], []
+    for b in (batch, trimmed):
+        system.zero_grad()
+        loss, outputs = system.compute_loss(b)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append(torch.cat([p.grad.flatten() for p in system.parameters() if p.grad is not None]))
+        assert outputs["logits"].size(1) == b["targets"].size(1)  # the decoder ran that many steps
+    torch.testing.assert_close(losses[0], losses[1])
+    torch.testing.assert_close(grads[0], grads[1])
+    assert trim_targets(trimmed) is trimmed  # nothing to cut
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_birnn_reads_each_row_over_its_valid_steps_as_packing_would(cell):
     """The unpacked length-aware BiRNN equals a packed one on every valid step, in value and gradient."""

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seq2seq_lab.data.synth.corpus import CorpusSpec, generate_corpus
+from seq2seq_lab.data.synth.corpus import CorpusSpec, generate_corpus, spec_from_config
 from seq2seq_lab.data.synth.drawer import LineDrawer, make_drawer
 from seq2seq_lab.data.synth.faces import CoverageIndex, FontFace, coverage, faces_for, resolve_faces
 from seq2seq_lab.data.synth.fonts import NoFontError
@@ -127,6 +127,31 @@ def test_ascii_twins_print_full_width_parentheses_as_ascii_in_their_share_of_lab
     assert [plain.sample(a) for _ in range(50)] == [plain._plain(b) for _ in range(50)]
     with pytest.raises(ConfigError, match="'，' has no ASCII twin"):
         TextSampler(charset + "，", 8, 8, text, policy="skip", ascii_twins="，", twin_share=0.5)  # no ',' in it
+
+
+def test_varied_share_draws_that_share_of_lengths_from_the_range_and_the_rest_at_length():
+    text = ["我们的国家在前进，经济增长" * 20]
+    charset = "我们的国家在前进，经济增长"
+    sampler = TextSampler(charset, 2, 40, text, policy="skip", length=10, varied_share=0.25)
+    rng = np.random.default_rng(1)
+    lengths = np.array([len(sampler.sample(rng)) for _ in range(4000)])
+    varied = lengths[lengths != 10]
+    assert 0.2 < len(varied) / len(lengths) < 0.3  # a tenth of the range's draws are 10 too
+    assert varied.min() == 2 and varied.max() == 40 and 18 < varied.mean() < 24  # uniform over 2..40
+    plain = TextSampler(charset, 2, 40, text, policy="skip")  # without a share: the range, and no extra draw
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    assert [plain.sample(a) for _ in range(50)] == [plain._plain(b) for _ in range(50)]
+    assert len({len(plain.sample(a)) for _ in range(200)}) > 20
+    with pytest.raises(ConfigError, match="varied_share needs length"):
+        TextSampler(charset, 2, 40, text, policy="skip", varied_share=0.2)
+    with pytest.raises(ConfigError, match="varied_share needs length"):
+        spec_from_config({"num_train": 1, "num_val": 1, "num_test": 1, "charset": charset, "length": 10,
+                          "varied_share": 0.2})
+    spec = spec_from_config({"num_train": 1, "num_val": 1, "num_test": 1, "charset": charset, "length": 10,
+                             "min_length": 2, "max_length": 40, "varied_share": 0.2})
+    assert (spec.min_length, spec.max_length, spec.length, spec.varied_share) == (2, 40, 10, 0.2)
+    older = spec_from_config({"num_train": 1, "num_val": 1, "num_test": 1, "charset": charset, "length": 10})
+    assert older.length is None and older.varied_share is None  # the manifests of older corpora still match
 
 
 def test_a_line_is_drawn_only_with_faces_that_have_every_glyph(cjk_faces):

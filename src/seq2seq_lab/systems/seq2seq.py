@@ -20,6 +20,18 @@ from seq2seq_lab.systems.base import BaseSystem, check_vocabulary
 from seq2seq_lab.systems.teacher_forcing import DRAWS, as_schedule
 
 
+def trim_targets(batch: dict) -> dict:
+    """``batch`` with ``targets (B, L)`` cut to its longest target, ``(B, max(target_lengths))``: the columns
+    cut hold only PAD, which the loss ignores, so the loss and its gradients stay the same while teacher
+    forcing decodes no step past the batch's longest line (a corpus of mostly 10-character lines read with
+    ``data.max_length=40`` would decode 41 steps a batch). Validation and test keep every column: their
+    searches run for ``L`` steps, and a batch's own longest label must not bound what they read."""
+    lengths = batch.get("target_lengths")
+    if lengths is None or not len(lengths) or int(lengths.max()) >= batch["targets"].size(1):
+        return batch
+    return batch | {"targets": batch["targets"][:, :int(lengths.max())]}
+
+
 def align_predictions(tokens: torch.Tensor, length: int, eos_id: int, pad_id: int) -> torch.Tensor:
     """Predicted ``tokens (B, L')`` as ``(B, length)``: PAD after the first EOS, cut or PAD-filled to ``length``."""
     tokens = tokens.masked_fill(~until_eos(tokens, eos_id), pad_id)
@@ -120,7 +132,7 @@ class Seq2SeqSystem(BaseSystem):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         self.log("train/teacher_forcing", self.teacher_forcing_ratio, on_step=True, on_epoch=False)
-        return super().training_step(batch, batch_idx)
+        return super().training_step(trim_targets(batch), batch_idx)
 
     def token_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of ``logits (B, L, V)`` against ``targets (B, L)``, PAD ignored."""

@@ -91,6 +91,8 @@ class CorpusSpec:
     ascii_share: float | None = None
     ascii_twins: str | None = None
     twin_share: float | None = None
+    length: int | None = None  # with varied_share: the length of the other labels
+    varied_share: float | None = None
     look: dict | None = None
     seed: int = 0
     format: str = "jpg"
@@ -130,13 +132,17 @@ def _font_entry(entry) -> str | list[str]:
 def spec_from_config(cfg) -> CorpusSpec:
     """The spec from a ``synth`` config (conf/synth.yaml's keys; a DictConfig or a plain dict).
 
-    ``min_length``/``max_length``, when set, win over ``length``.
+    ``min_length``/``max_length``, when set, win over ``length``; with ``varied_share``, that share of
+    the labels draws from them and the rest have ``length``.
     """
     cfg = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     lo = cfg.get("min_length") if cfg.get("min_length") is not None else cfg.get("length")
     hi = cfg.get("max_length") if cfg.get("max_length") is not None else cfg.get("length")
     if lo is None or hi is None:
         raise ConfigError("set length=N, or min_length and max_length")
+    varied = cfg.get("varied_share") or None
+    if varied and (cfg.get("length") is None or cfg.get("min_length") is None or cfg.get("max_length") is None):
+        raise ConfigError("varied_share needs length (most labels) and min_length / max_length (the varied ones)")
     return CorpusSpec(
         num_train=cfg["num_train"], num_val=cfg["num_val"], num_test=cfg["num_test"],
         charset=str(cfg["charset"]), charset_size=cfg.get("charset_size"), min_length=int(lo), max_length=int(hi),
@@ -147,6 +153,7 @@ def spec_from_config(cfg) -> CorpusSpec:
         heldout_fonts=[_font_entry(f) for f in cfg["heldout_fonts"]] if cfg.get("heldout_fonts") else None,
         rare_share=cfg.get("rare_share"), ascii_share=cfg.get("ascii_share"), look=cfg.get("look") or None,
         ascii_twins=cfg.get("ascii_twins") or None, twin_share=cfg.get("twin_share") or None,
+        length=int(cfg["length"]) if varied else None, varied_share=varied,
     )
 
 

@@ -100,7 +100,8 @@ def make_drawer(spec, with_heldout: bool = False) -> LineDrawer:
     lines = read_text_source(spec.text_file) if spec.text_file else None
     sampler = TextSampler(charset, spec.min_length, spec.max_length, lines, spec.policy, spec.zipf,
                           rare_share=spec.rare_share or 0.0, ascii_share=spec.ascii_share or 0.0,
-                          ascii_twins=spec.ascii_twins or "", twin_share=spec.twin_share or 0.0)
+                          ascii_twins=spec.ascii_twins or "", twin_share=spec.twin_share or 0.0,
+                          length=spec.length, varied_share=spec.varied_share or 0.0)
     look = LookConfig(**spec.look) if real else RenderConfig(**spec.render)
     return LineDrawer(sampler, fonts, heldout, look, spec.seed, families, heldout_families)
 

@@ -199,6 +199,12 @@ class TextSampler:
             200-line sample: ``(`` and ``)`` 5 times, ``（`` and ``）`` twice);
             news text has only the full-width ones.
         twin_share: the share of labels whose ``ascii_twins`` print as ASCII.
+        length, varied_share: with ``varied_share``, a label has ``length``
+            characters, and in ``varied_share`` of the labels (drawn at random)
+            ``min_length..max_length`` instead: a corpus of lines as the classic
+            corpus cuts them (10 characters) that still teaches a model shorter
+            and longer lines. Without it every label draws from
+            ``min_length..max_length``.
 
     Raises:
         ValueError: bad lengths, policy or zipf, or no line yields a window of ``min_length``.
@@ -207,14 +213,18 @@ class TextSampler:
     def __init__(self, charset: str, min_length: int, max_length: int,
                  lines: Iterable[str] | None = None, policy: str = "drop", zipf: float | None = None,
                  rare_share: float = 0.0, rare_below: int = 20, ascii_share: float = 0.0,
-                 ascii_twins: str = "", twin_share: float = 0.0):
+                 ascii_twins: str = "", twin_share: float = 0.0, length: int | None = None,
+                 varied_share: float = 0.0):
         if not 1 <= min_length <= max_length:
             raise ConfigError(f"need 1 <= min_length <= max_length, got {min_length}..{max_length}")
+        if varied_share and (length is None or length < 1):
+            raise ConfigError(f"varied_share needs length, the length of the other labels; got length={length}")
         if zipf is not None and not zipf > 0:
             raise ConfigError(f"zipf must be a positive exponent or null, got {zipf}")
         if policy not in POLICIES:
             raise ConfigError(f"policy must be one of {POLICIES}, got {policy!r}")
-        for name, share in (("rare_share", rare_share), ("ascii_share", ascii_share), ("twin_share", twin_share)):
+        for name, share in (("rare_share", rare_share), ("ascii_share", ascii_share), ("twin_share", twin_share),
+                            ("varied_share", varied_share)):
             if not 0.0 <= share <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {share}")
         if rare_share + ascii_share > 1.0:
@@ -222,6 +232,7 @@ class TextSampler:
         self.rare_share, self.ascii_share = float(rare_share), float(ascii_share)
         self.charset = "".join(dict.fromkeys(charset))
         self.min_length, self.max_length = int(min_length), int(max_length)
+        self.length, self.varied_share = length, float(varied_share)
         self._chars = np.array(list(self.charset))
         self._weights = None
         if zipf is not None:
@@ -233,9 +244,10 @@ class TextSampler:
         if lines is not None:
             self._segments = text_segments(lines, self.charset, policy)
             self._lengths = np.array([len(s) for s in self._segments], dtype=np.int64)
-            if not (self._lengths >= self.min_length).any():
+            shortest = min(self.min_length, self.length) if self.varied_share else self.min_length
+            if not (self._lengths >= shortest).any():
                 raise ConfigError(
-                    f"no text line has {self.min_length} or more characters of the charset "
+                    f"no text line has {shortest} or more characters of the charset "
                     f"(policy {policy!r}, {len(self._segments)} usable segments)"
                 )
         counts = collections.Counter("".join(self._segments or []))
@@ -245,6 +257,8 @@ class TextSampler:
         self._twins = str.maketrans(ascii_twin_map(ascii_twins, self.charset))
 
     def _length(self, rng: np.random.Generator) -> int:
+        if self.varied_share and rng.random() >= self.varied_share:  # no draw without: older corpora stay as drawn
+            return self.length
         return int(rng.integers(self.min_length, self.max_length + 1))
 
     def _random(self, rng: np.random.Generator) -> str:

@@ -42,7 +42,7 @@ def test_experiment_fast_dev_run(experiment, tmp_path):
     assert "train/loss" in metrics and torch.isfinite(torch.tensor(metrics["train/loss"]))
 
 
-@pytest.mark.parametrize("attention", ["none", "mlp", "dot", "general", "concat", "position"])
+@pytest.mark.parametrize("attention", ["none", "mlp", "dot", "general", "concat", "position", "location"])
 @pytest.mark.parametrize("cell", ["rnn", "gru"])
 def test_attention_and_cell_groups_compose(attention, cell, tmp_path):
     cfg = compose_config(

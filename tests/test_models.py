@@ -214,3 +214,59 @@ def test_position_attention_takes_steps_past_its_slots_only_as_padding():
         attention(query, keys, mask | torch.tensor([False] * 5 + [True]))
     with pytest.raises(ValueError, match="4 slots"):
         attention(query, keys)
+
+
+def test_location_attention_starts_as_additive_and_then_reads_where_it_looked():
+    """A fresh location attention scores as the additive one with the same weights (its location
+    projection starts at zero, so an mlp checkpoint is a valid start); once that projection is
+    not zero, the same query and keys give other weights for another history, still 0 on masked
+    steps and summing to 1 over the others."""
+    from seq2seq_lab.models.attention import AdditiveAttention, LocationAttention
+
+    torch.manual_seed(0)
+    location = LocationAttention(8, 6, filters=4, kernel_size=3)
+    additive = AdditiveAttention(8, 6)
+    additive.load_state_dict({k: v for k, v in location.state_dict().items() if not k.startswith("location_")})
+    query, keys = torch.randn(B, 8), torch.randn(B, T, 6)
+    mask = torch.arange(T) < torch.tensor([[T], [5], [2]])
+    history = torch.rand(B, 2, T) * mask.unsqueeze(1)
+    context, weights = location(query, keys, mask, history=history)
+    plain_context, plain_weights = additive(query, keys, mask)
+    torch.testing.assert_close(weights, plain_weights)
+    torch.testing.assert_close(context, plain_context)
+
+    torch.nn.init.normal_(location.location_proj.weight, std=1.0)
+    _, moved = location(query, keys, mask, history=history)
+    _, fresh = location(query, keys, mask)  # no history: zeros, as at the first step
+    assert (moved - fresh).abs().max() > 1e-2
+    assert torch.all(moved[~mask] == 0)
+    torch.testing.assert_close(moved.sum(-1), torch.ones(B))
+    with pytest.raises(ValueError, match="odd kernel_size"):
+        LocationAttention(8, 6, kernel_size=4)
+
+
+def test_the_decoder_keeps_the_attention_history_for_location_attention():
+    """Step by step, the decoder's state carries the last step's and the summed weights; teacher-forced
+    decoding of all steps at once and one step at a time agree, and beam search of width 1 is greedy."""
+    torch.manual_seed(0)
+    model = AttentionSeq2Seq(T, F, 8, L, V, embed_dim=4, attention="location")
+    torch.nn.init.normal_(model.decoder.attention.location_proj.weight, std=1.0)
+    x, targets = torch.randn(B, T, F), torch.randint(2, V, (B, L))
+    with torch.no_grad():
+        outputs, weights = model(x, torch.tensor([T, 5, 2]), targets, teacher_forcing=1.0)
+        memory, mask, summary = model.encode(x, torch.tensor([T, 5, 2]))
+        decoder = model.decoder
+        state, keys = decoder.initial_state(summary), decoder.keys(memory)
+        assert state.history is None
+        prev, stepped, summed = decoder.feedback.start(B, x.device), [], torch.zeros(B, T)
+        for t in range(L):
+            output, w, state = decoder.step(prev, state, memory, mask, summary, None, keys)
+            summed = summed + w
+            torch.testing.assert_close(state.history, torch.stack([w, summed], dim=1))
+            stepped.append(output)
+            prev = decoder.feedback.from_targets(targets[:, t])
+        torch.testing.assert_close(outputs, torch.stack(stepped, dim=1))
+        tokens, scores, _ = greedy(decoder, memory, mask, summary, L, eos_id=1)
+        beamed, beam_scores = beam(decoder, memory, mask, summary, L, eos_id=1, beam_width=1)
+    n = tokens.size(1)
+    assert torch.equal(tokens, beamed[:, :n]) and torch.allclose(scores, beam_scores, atol=1e-5)

@@ -356,11 +356,13 @@ def _random_system(kind: str, width: int):
     model = CRNNAttention(8, tokenizer.vocab_size, channels=1, width=width, hidden_dim=32, embed_dim=8,
                           attention=attention, positions={"": False, "positions": True, "keys": "keys", "concat": "concat"}[positions],
                           **slim)
+    if attention == "location":  # its location term starts at zero: make it count
+        torch.nn.init.normal_(model.decoder.attention.location_proj.weight, std=0.5)
     return OCRSystem(model, tokenizer, optimizer=torch.optim.Adam).eval()
 
 
 @pytest.mark.parametrize("kind", ["position", "mlp", "mlp+positions", "mlp+keys", "mlp+concat", "ctc", "mlp+concat@8",
-                                  "position@8", "ctc@8"])
+                                  "position@8", "ctc@8", "location"])
 def test_a_prediction_does_not_depend_on_the_padding_of_its_batch(kind):
     from seq2seq_lab.data.ocr.widths import pad_batch
 
@@ -433,7 +435,6 @@ def test_key_encodings_steer_the_attention_but_stay_out_of_the_context(attention
     and the context is a weighted sum of the memory alone. On a memory whose columns are all alike,
     the weights still differ by column while the context is that column exactly, so the decoder
     (same weights) answers as the one without encodings, in teacher-forced, greedy and beam decoding."""
-    from seq2seq_lab.models.cells import StackedCell
     from seq2seq_lab.models.search import beam
 
     torch.manual_seed(0)
@@ -448,7 +449,7 @@ def test_key_encodings_steer_the_attention_but_stay_out_of_the_context(attention
         memory = torch.randn(2, 1, k).expand(2, 31, k)  # (B, T, K): every column alike
         mask, summary = torch.ones(2, 31, dtype=torch.bool), torch.randn(2, k)
         state = decoder.initial_state(summary)
-        query = StackedCell.top(state)
+        query = state.top
         keys = decoder.keys(memory)
         context, weights = decoder.attention(query, keys, mask, decoder.attention.precompute(keys), values=memory)
         _, flat = plain.decoder.attention(query, memory, mask)

@@ -309,6 +309,34 @@ def test_init_from_a_checkpoint_of_another_size_names_the_tensors(tmp_path):
         train(cfg)
 
 
+def test_init_missing_keep_starts_a_location_attention_from_an_mlp_checkpoint(tmp_path):
+    """A checkpoint that lacks a module added to its model is refused by default, with the way out named;
+    with ``missing="keep"`` the shared tensors come from the checkpoint and the new ones keep their values.
+    A tensor of the checkpoint that the model lacks is still refused."""
+    from seq2seq_lab.checkpoints import CheckpointError, init_weights_from
+    from seq2seq_lab.models import AttentionSeq2Seq
+
+    torch.manual_seed(0)
+    trained = AttentionSeq2Seq(7, 5, 8, 4, 6, embed_dim=4, attention="mlp")
+    path = _saved(trained, tmp_path / "mlp.ckpt")
+    model = AttentionSeq2Seq(7, 5, 8, 4, 6, embed_dim=4, attention="location")
+    own = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError, match=r"missing: decoder\.attention\.location_conv.*init_missing=keep"):
+        init_weights_from(model, path)
+    kept = init_weights_from(model, path, missing="keep")
+    assert kept == ["decoder.attention.location_conv.weight", "decoder.attention.location_proj.weight"]
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, own[key] if key in kept else trained.state_dict()[key]), key
+    with pytest.raises(CheckpointError, match=r"not in this model: decoder\.attention\.location_conv"):
+        init_weights_from(trained, _saved(model, tmp_path / "location.ckpt"), missing="keep")
+
+
+def _saved(model, path):
+    """``model``'s weights as a checkpoint file that ``init_weights_from`` reads."""
+    torch.save({"state_dict": model.state_dict(), "run_config": {}}, path)
+    return path
+
+
 def test_a_run_ended_by_max_steps_in_mid_epoch_validates_at_its_last_step(tmp_path):
     import csv
 

@@ -32,22 +32,30 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def init_weights_from(system: torch.nn.Module, path: str | Path) -> None:
+def init_weights_from(system: torch.nn.Module, path: str | Path, missing: str = "error") -> list[str]:
     """Start ``system`` from the weights of checkpoint ``path`` (a warm start: the optimiser,
     schedule and epoch count start afresh). Every tensor must match by name and shape; a
-    mismatch (another model size, another charset) names the checkpoint and the tensors."""
+    mismatch (another model size, another charset) names the checkpoint and the tensors.
+
+    ``missing="keep"``: tensors of this model that the checkpoint lacks (a module added to a
+    trained model, e.g. ``location`` attention's over ``mlp``) keep their fresh initial values;
+    tensors of the checkpoint that this model lacks, or of another shape, are still refused.
+    Returns the names of the tensors kept."""
+    if missing not in ("error", "keep"):
+        raise CheckpointError(f"init_missing={missing!r}: choose error or keep")
     state = load_checkpoint(path)["state_dict"]
     own = system.state_dict()
-    missing = sorted(set(own) - set(state))
+    absent = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     reshaped = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or reshaped:
-        parts = [f"{label}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}"
-                 for label, keys in (("missing", missing), ("not in this model", unexpected),
-                                     ("other shape", [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-                                                      for k in reshaped])) if keys]
-        raise CheckpointError(f"init_from={path}: its weights do not fit this model ({'; '.join(parts)})")
-    system.load_state_dict(state)
+    refused = [("missing", [] if missing == "keep" else absent), ("not in this model", unexpected),
+               ("other shape", [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in reshaped])]
+    if any(keys for _, keys in refused):
+        parts = [f"{label}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}" for label, keys in refused if keys]
+        hint = " (init_missing=keep keeps this model's own values of the missing ones)" if absent and missing == "error" else ""
+        raise CheckpointError(f"init_from={path}: its weights do not fit this model ({'; '.join(parts)}){hint}")
+    system.load_state_dict(state, strict=not absent)
+    return absent
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -88,8 +88,10 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     datamodule = build_datamodule(cfg)
     system = build_system(cfg, datamodule)
     if cfg.get("init_from") and cfg.get("train"):
-        init_weights_from(system, cfg.init_from)
+        kept = init_weights_from(system, cfg.init_from, cfg.get("init_missing", "error"))
         log.info("weights from %s (optimiser and schedule start afresh)", cfg.init_from)
+        if kept:
+            log.info("init_missing=keep: %d tensors not in it keep their initial values: %s", len(kept), ", ".join(kept))
     callbacks = build_callbacks(cfg.get("callbacks"))
     loggers = build_loggers(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,

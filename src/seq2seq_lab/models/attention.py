@@ -9,6 +9,11 @@ whose key-side work does not depend on the query do it once per sequence in
 :meth:`Attention.precompute`; the decoder passes the result back as ``cache`` at
 every step.
 
+An attention that reads where it looked before (``reads_history``, e.g. ``location``)
+also takes ``history (B, 2, T)``: the previous step's weights and the sum of all
+earlier steps' weights, zeros at the first step. The decoder keeps it in its state
+(:class:`~seq2seq_lab.models.decoder.DecoderState`).
+
 Adding a type: write a subclass here, decorate it with ``@register("name")``,
 and add ``conf/model/attention/name.yaml``.
 """
@@ -59,6 +64,7 @@ class Attention(nn.Module):
     """Base class: subclasses score the keys; this class normalises and sums."""
 
     name = "base"
+    reads_history = False  # True: forward takes ``history (B, 2, T)`` (see the module's docstring)
 
     def __init__(self, query_dim: int, key_dim: int):
         super().__init__()
@@ -209,3 +215,43 @@ class PositionAttention(Attention):
         if steps <= self.max_positions:
             return scores[:, :steps]
         return F.pad(scores, (0, steps - self.max_positions))  # padding past the slots: masked out in forward
+
+
+@register("location")
+class LocationAttention(AdditiveAttention):
+    """Location-aware additive attention (Chorowski et al., 2015, as Tacotron 2 uses it):
+    ``v^T tanh(W_q q + W_k k + W_f (F * history))``.
+
+    ``history (B, 2, T)`` holds the previous step's weights and the sum of all earlier ones;
+    ``F`` is a 1-D convolution over the memory axis with ``filters`` channels. The scores then
+    see where the attention stood and how much of the line it has read, so along a long
+    line it moves on from there rather than searching the whole memory by content at every
+    step. ``W_f`` starts at zero: a fresh module scores as :class:`AdditiveAttention` with the
+    same weights, so a trained ``mlp`` model's checkpoint is a valid start (``init_missing=keep``).
+
+    Args:
+        attention_dim: size of the hidden layer (default: ``key_dim``).
+        filters: channels of the location convolution.
+        kernel_size: its width in memory steps (odd; a CRNN column is 4 pixels at stride 4).
+    """
+
+    reads_history = True
+
+    def __init__(self, query_dim: int, key_dim: int, attention_dim: int | None = None,
+                 filters: int = 32, kernel_size: int = 31):
+        super().__init__(query_dim, key_dim, attention_dim)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"location attention needs an odd kernel_size, got {kernel_size}")
+        self.location_conv = nn.Conv1d(2, filters, kernel_size, padding=kernel_size // 2, bias=False)
+        self.location_proj = nn.Linear(filters, self.energy.in_features, bias=False)
+        nn.init.zeros_(self.location_proj.weight)
+
+    def forward(self, query, keys, mask=None, cache=None, values=None, history=None):
+        if cache is None:
+            cache = self.precompute(keys)
+        if history is None:
+            history = keys.new_zeros(keys.size(0), 2, keys.size(1))
+        location = self.location_proj(self.location_conv(history.to(keys.dtype)).transpose(1, 2))  # (B, T, A)
+        hidden = torch.tanh(cache + location + self.query_proj(query).unsqueeze(1))  # (B, T, A)
+        weights = masked_softmax(self.energy(hidden).squeeze(-1), mask)
+        return weighted_sum(weights, keys if values is None else values), weights

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -11,6 +12,28 @@ from seq2seq_lab.models.attention import Attention, build_attention
 from seq2seq_lab.models.cells import LayerState, StackedCell
 from seq2seq_lab.models.feedback import OutputFeedback, TokenFeedback
 from seq2seq_lab.models.positions import add_positions
+
+
+class DecoderState(NamedTuple):
+    """The decoder's state between steps.
+
+    cells: each layer's state, bottom first (:class:`StackedCell`).
+    history: ``(B, 2, T)`` the last step's and the summed attention weights, for an attention that
+        reads them (``reads_history``, e.g. ``location``); None before the first step and for others.
+    """
+
+    cells: list[LayerState]
+    history: torch.Tensor | None = None
+
+    @property
+    def top(self) -> torch.Tensor:
+        """Hidden output ``(B, H_last)`` of the top layer: the attention's query."""
+        return StackedCell.top(self.cells)
+
+    def reorder(self, index: torch.Tensor) -> DecoderState:
+        """Select rows ``index (B')`` of every tensor (beam search)."""
+        history = None if self.history is None else self.history.index_select(0, index)
+        return DecoderState(StackedCell.reorder(self.cells, index), history)
 
 
 class RecurrentDecoder(nn.Module):
@@ -83,13 +106,13 @@ class RecurrentDecoder(nn.Module):
             self.output = None
         self.output_dim = output_dim
 
-    def initial_state(self, summary: torch.Tensor) -> list[LayerState]:
+    def initial_state(self, summary: torch.Tensor) -> DecoderState:
         """Decoder state from the encoder ``summary (B, S)``."""
         if self.bridge is None:
             hidden = [summary.new_zeros(summary.size(0), h) for h in self.hidden_sizes]
         else:
             hidden = list(torch.tanh(self.bridge(summary)).split(self.hidden_sizes, dim=-1))
-        return self.cells.initial_state(hidden)
+        return DecoderState(self.cells.initial_state(hidden))
 
     def keys(self, memory: torch.Tensor) -> torch.Tensor:
         """What the attention scores: ``memory (B, T, K)``, plus column encodings with ``key_positions``."""
@@ -98,25 +121,32 @@ class RecurrentDecoder(nn.Module):
     def step(
         self,
         prev: torch.Tensor,
-        state: list[LayerState],
+        state: DecoderState,
         memory: torch.Tensor,
         mask: torch.Tensor,
         summary: torch.Tensor,
         cache: torch.Tensor | None,
         keys: torch.Tensor | None = None,
         project: bool = True,
-    ) -> tuple[torch.Tensor, torch.Tensor, list[LayerState]]:
+    ) -> tuple[torch.Tensor, torch.Tensor, DecoderState]:
         """One step: ``prev (B, E)`` -> ``output (B, V)``, ``weights (B, T)``, new state.
 
         ``keys (B, T, K)``: :meth:`keys` of the memory (default: the memory itself);
-        ``cache``: the attention's ``precompute`` of them. ``project=False`` stops before the
+        ``cache``: the attention's ``precompute`` of them. An attention that ``reads_history``
+        gets ``state.history`` and the new state holds this step's weights and their running sum. ``project=False`` stops before the
         output layer: ``output`` is then its input ``(B, F)``, ``[h; context]`` (or ``h``)."""
         keys = memory if keys is None else keys
-        context, weights = self.attention(StackedCell.top(state), keys, mask, cache, values=memory)
+        history = None
+        if self.attention.reads_history:
+            context, weights = self.attention(state.top, keys, mask, cache, values=memory, history=state.history)
+            summed = weights if state.history is None else state.history[:, 1] + weights
+            history = torch.stack([weights, summed], dim=1)  # (B, 2, T)
+        else:
+            context, weights = self.attention(state.top, keys, mask, cache, values=memory)
         parts = [prev, context, summary] if self.peek else [prev, context]
-        hidden, state = self.cells(torch.cat(parts, dim=-1), state)
+        hidden, cells = self.cells(torch.cat(parts, dim=-1), state.cells)
         features = torch.cat([hidden, context], dim=-1) if self.output_context else hidden
-        return (self.project(features) if project else features), weights, state
+        return (self.project(features) if project else features), weights, DecoderState(cells, history)
 
     def project(self, features: torch.Tensor) -> torch.Tensor:
         """The output layer: ``features (..., F)`` -> ``(..., V)`` (the identity without ``output_projection``)."""

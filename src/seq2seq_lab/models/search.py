@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import torch
 
-from seq2seq_lab.models.cells import StackedCell
 from seq2seq_lab.models.char_lm import LMFusion
 from seq2seq_lab.models.decoder import RecurrentDecoder
 from seq2seq_lab.models.feedback import TokenFeedback
@@ -105,7 +104,7 @@ def beam(
         lengths = lengths.index_select(0, chosen) + (~finished.index_select(0, chosen)).float()
         finished = finished.index_select(0, chosen) | (token == eos_id)
         for view in views:
-            view.state = StackedCell.reorder(view.state, chosen)
+            view.state = view.state.reorder(chosen)
         prev = decoder.feedback.from_targets(token)
         if bool(finished.all()):
             break

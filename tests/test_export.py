@@ -271,10 +271,12 @@ from seq2seq_lab.models.ocr_builders import CRNNAttention
 from seq2seq_lab.systems import OCRSystem
 
 torch.manual_seed(0)
-out, positions, stride = sys.argv[1], {"true": True, "concat": "concat"}[sys.argv[2]], int(sys.argv[3])
+out, positions, stride, attention = sys.argv[1], {"true": True, "concat": "concat"}[sys.argv[2]], int(sys.argv[3]), sys.argv[4]
 tokenizer = Tokenizer("abcdefgh")
 model = CRNNAttention(6, tokenizer.vocab_size, channels=1, width=200, hidden_dim=32, embed_dim=8,
-                      attention="mlp", positions=positions, width_mult=0.25, rnn_hidden=32, column_stride=stride)
+                      attention=attention, positions=positions, width_mult=0.25, rnn_hidden=32, column_stride=stride)
+if attention == "location":  # its location term starts at zero: make it count
+    torch.nn.init.normal_(model.decoder.attention.location_proj.weight, std=0.5)
 system = OCRSystem(model, tokenizer, optimizer=torch.optim.Adam).eval()
 contract = DataContract("lines", tokenizer.vocab_size, 6, channels=1, height=32, width=200, tokenizer=tokenizer)
 meta = export_onnx(system, contract, out + "/model.onnx")
@@ -292,15 +294,16 @@ assert np.abs(onnx_log_probs - log_probs.numpy()).max() < 1e-4, "log-probabiliti
 """
 
 
-@pytest.mark.parametrize("positions, stride", [("true", 4), ("concat", 8)])
-def test_column_encodings_export_for_any_width(positions, stride, tmp_path, entry_points):
+@pytest.mark.parametrize("positions, stride, attention", [("true", 4, "mlp"), ("concat", 8, "mlp"), ("true", 4, "location")])
+def test_column_encodings_export_for_any_width(positions, stride, attention, tmp_path, entry_points):
     """ocr_zh_cpu's memory carries column encodings (added, or appended as on a CPU without bf16; the
     second case with a column per 8 pixels, model.column_stride=8); ONNX and TorchScript exports make
     them for each batch's width. Exporting twice from one system
     works: an export leaves the system's encoder alone.
     In a process that has exported nothing, as ``python -m seq2seq_lab.export`` runs (forked from one that has
     only imported the package): after an MNIST export in the same process, torch.export fixes the width of
-    an mlp-attention CRNN, with or without the encodings."""
-    done = entry_points.run(["-c", _EXPORT_AT_ANY_WIDTH, str(tmp_path), positions, str(stride)], tmp_path,
+    an mlp-attention CRNN, with or without the encodings. A location attention's history (the weights of the
+    steps before) exports with the decoding loop."""
+    done = entry_points.run(["-c", _EXPORT_AT_ANY_WIDTH, str(tmp_path), positions, str(stride), attention], tmp_path,
                             dict(os.environ), timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -133,8 +133,9 @@ class RecurrentDecoder(nn.Module):
 
         ``keys (B, T, K)``: :meth:`keys` of the memory (default: the memory itself);
         ``cache``: the attention's ``precompute`` of them. An attention that ``reads_history``
-        gets ``state.history`` and the new state holds this step's weights and their running sum. ``project=False`` stops before the
-        output layer: ``output`` is then its input ``(B, F)``, ``[h; context]`` (or ``h``)."""
+        gets ``state.history``, and the new state holds this step's weights and their running sum.
+        ``project=False`` stops before the output layer: ``output`` is then its input ``(B, F)``,
+        ``[h; context]`` (or ``h``)."""
         keys = memory if keys is None else keys
         history = None
         if self.attention.reads_history:

@@ -247,11 +247,10 @@ class LocationAttention(AdditiveAttention):
         nn.init.zeros_(self.location_proj.weight)
 
     def forward(self, query, keys, mask=None, cache=None, values=None, history=None):
+        """As :meth:`Attention.forward`; the location term joins the keys' projection (the ``cache``
+        :meth:`AdditiveAttention.score` reads). Without ``history`` (the first step) it is 0."""
         if cache is None:
             cache = self.precompute(keys)
-        if history is None:
-            history = keys.new_zeros(keys.size(0), 2, keys.size(1))
-        location = self.location_proj(self.location_conv(history.to(keys.dtype)).transpose(1, 2))  # (B, T, A)
-        hidden = torch.tanh(cache + location + self.query_proj(query).unsqueeze(1))  # (B, T, A)
-        weights = masked_softmax(self.energy(hidden).squeeze(-1), mask)
-        return weighted_sum(weights, keys if values is None else values), weights
+        if history is not None:
+            cache = cache + self.location_proj(self.location_conv(history.to(cache.dtype)).transpose(1, 2))  # (B, T, A)
+        return super().forward(query, keys, mask, cache, values)

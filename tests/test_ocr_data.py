@@ -452,3 +452,46 @@ def test_lines_of_one_size_give_the_batches_they_gave_before(tmp_path):
         assert torch.equal(batch["inputs"], expected) and batch["input_lengths"].tolist() == [280] * len(idx)
     narrow = make_dm({**corpus, "list": tmp_path / "train.txt"}, fixed_width=True, width=400)
     assert {b["inputs"].size(3) for b in narrow.train_dataloader()} == {400}
+
+
+def test_the_data_module_trains_on_short_lines_first(corpus):
+    from seq2seq_lab.data.length_schedule import LengthScheduleBatchSampler
+    from seq2seq_lab.errors import ConfigError
+
+    dm = make_dm(corpus, length_schedule=[[0, 4], [0.5, 10]])
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert isinstance(loader.batch_sampler, LengthScheduleBatchSampler)
+    batches = [batch["texts"] for batch in loader]  # no trainer: the run has not started
+    assert len(batches) == 5 and all(len(t) <= 4 for texts in batches for t in texts)  # the epoch's 40 lines' 5 batches
+    assert any(len(t) > 4 for t in corpus["labels"])
+    val = make_dm(corpus, length_schedule=[[0, 4], [0.5, 10]], val_fraction=0.2).val_dataloader()
+    assert not isinstance(val.batch_sampler, LengthScheduleBatchSampler)
+    with pytest.raises(ConfigError, match="on_the_fly"):
+        make_dm(corpus, length_schedule=[[0, 4]], on_the_fly=True, synth={"out_dir": None})
+
+
+def test_a_run_takes_the_long_lines_from_the_scheduled_share_of_its_steps(corpus, tmp_path):
+    """In a real fit, the run's progress (steps of max_steps here) moves the stage."""
+    import lightning as L
+
+    class Recorder(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(()))
+            self.seen: list[list[str]] = []
+
+        def training_step(self, batch, batch_idx):
+            self.seen.append(batch["texts"])
+            return (self.weight - 1.0) ** 2
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    model = Recorder()
+    trainer = L.Trainer(max_steps=12, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(model, datamodule=make_dm(corpus, length_schedule=[[0, 4], [0.5, 10]]))
+    longest = [max(map(len, texts)) for texts in model.seen]
+    assert len(longest) == 12 and max(longest[:6]) <= 4  # steps 0-5: before half of max_steps
+    assert max(longest[8:]) > 4  # a batch or so late: the loop fetches the next batch ahead

@@ -102,9 +102,11 @@ class WidthBucketBatchSampler(BatchSampler):
     def epoch(self) -> int:
         return int(getattr(self.sampler, "epoch", 0))
 
-    def batches(self) -> list[list[int]]:
-        """This epoch's batches of dataset indices."""
-        order = list(self.sampler)
+    def batches(self, order: Sequence[int] | None = None, epoch: int | None = None) -> list[list[int]]:
+        """This epoch's batches of dataset indices: of the sampler's order, or of ``order``
+        shuffled as in ``epoch`` (default: the sampler's)."""
+        order = list(self.sampler) if order is None else list(order)
+        epoch = self.epoch if epoch is None else epoch
         pool = len(order) if self.pool_batches is None else self.pool_batches * self.batch_size
         batches = []
         for start in range(0, len(order), max(pool, 1)):
@@ -113,7 +115,7 @@ class WidthBucketBatchSampler(BatchSampler):
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
         if self.shuffle:
-            generator = None if self.seed is None else epoch_generator(self.seed, self.epoch)
+            generator = None if self.seed is None else epoch_generator(self.seed, epoch)
             batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
         return batches
 
@@ -288,6 +290,7 @@ def make_loader(
     pool_batches: int = 50,
     resume_at: tuple[int, int] | None = None,
     sampler: Sampler[int] | None = None,
+    bucketing: Callable[..., WidthBucketBatchSampler] = WidthBucketBatchSampler,
 ) -> DataLoader:
     """Build a ``DataLoader`` wired for :class:`TensorBatchDataset`.
 
@@ -309,6 +312,8 @@ def make_loader(
             batches in that epoch (see :class:`ResumableLoader`).
         sampler: the indices to load, in order (it must have ``set_epoch``); overrides
             ``shuffle``, ``seed`` and ``widths``.
+        bucketing: makes the batch sampler of ``widths``: :class:`WidthBucketBatchSampler` or a
+            subclass (bound to its own arguments with ``functools.partial``).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -322,8 +327,8 @@ def make_loader(
                   persistent_workers=num_workers > 0, resume_at=resume_at)
     if widths is not None and not given:
         order = sampler or (RandomSampler(dataset) if shuffle else SequentialSampler(dataset))
-        batches = WidthBucketBatchSampler(order, batch_size, drop_last, widths,
-                                          pool_batches if shuffle else None, shuffle, seed)
+        batches = bucketing(order, batch_size, drop_last, widths,
+                            pool_batches=pool_batches if shuffle else None, shuffle=shuffle, seed=seed)
         return ResumableLoader(dataset, batch_sampler=batches, **common)
     return ResumableLoader(
         dataset,

@@ -18,9 +18,10 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from seq2seq_lab.data.batching import ResumableDataModule, collate_tokens, make_loader
+from seq2seq_lab.data.batching import ResumableDataModule, WidthBucketBatchSampler, collate_tokens, make_loader
 from seq2seq_lab.data.contract import DataContract
 from seq2seq_lab.data.charset import DUPLICATE_POLICIES, read_charset
+from seq2seq_lab.data.length_schedule import LengthScheduleBatchSampler, check_length_schedule, training_progress
 from seq2seq_lab.data.ocr.lmdb_io import LMDBSource, is_lmdb_dir
 from seq2seq_lab.data.ocr.on_the_fly import FreshLinesSampler, OnTheFlyLines, line_item
 from seq2seq_lab.data.ocr.sources import (
@@ -214,6 +215,10 @@ class OCRDataModule(ResumableDataModule):
             and a charset file the corpus will write is read from the settings meanwhile.
         image_dir: the directory the list files' image paths are relative to; None: each list file's
             own (or its ``images/`` subdirectory when the images are there, as the classic corpus ships).
+        length_schedule: short lines first: ``[[start, max_chars], ...]``; from each ``start`` (a
+            fraction of the run: steps or ``trainer.max_time``, whichever is further) training batches
+            hold only lines of at most ``max_chars`` characters, e.g. ``[[0, 10], [0.6, 40]]``
+            (:mod:`~seq2seq_lab.data.length_schedule`). None: every line from the start.
     """
 
     def __init__(
@@ -242,6 +247,7 @@ class OCRDataModule(ResumableDataModule):
         on_the_fly: bool = False,
         synth: dict | None = None,
         image_dir: str | None = None,
+        length_schedule: Sequence[Sequence[float]] | None = None,
     ):
         super().__init__()
         _check_choice("on_bad_sample", on_bad_sample, BAD_SAMPLE_POLICIES)
@@ -262,6 +268,10 @@ class OCRDataModule(ResumableDataModule):
         self.charset_path = os.fspath(charset)
         if on_the_fly and not synth:
             raise ConfigError("data.on_the_fly=true needs data.synth: the generator's settings (e.g. data.synth=${synth})")
+        self.length_schedule = check_length_schedule(length_schedule) if length_schedule is not None else None
+        if self.length_schedule and on_the_fly:
+            raise ConfigError("data.length_schedule reads the lengths of a list's lines: it does not apply to "
+                              "data.on_the_fly=true")
         self.synth = dict(synth) if synth else None
         self.synth_spec = spec_from_config(synth) if synth else None
         self.on_the_fly = on_the_fly
@@ -366,13 +376,24 @@ class OCRDataModule(ResumableDataModule):
             raise ConfigError(f"no {split} data configured (data.{split} is null)")
         dataset = self.datasets[split]
         fresh = isinstance(dataset, OnTheFlyLines)
+        widths = dataset.widths() if self.bucket_by_width and not fresh else None
+        bucketing = WidthBucketBatchSampler
+        if shuffle and self.length_schedule:  # (never fresh: __init__ refuses it with on_the_fly)
+            bucketing = functools.partial(LengthScheduleBatchSampler, lengths=[len(s.label) for s in dataset.samples],
+                                          schedule=self.length_schedule, progress=self._progress)
+            widths = widths or [0] * len(dataset)  # without bucket_by_width: stable sorts keep the shuffle
         return make_loader(
             dataset, batch_size, shuffle, self.num_workers, seed=self.seed,
             collate_fn=functools.partial(collate_ocr, max_width=self.width, fixed_width=self.fixed_width),
-            pin_memory=self.pin_memory, widths=dataset.widths() if self.bucket_by_width and not fresh else None,
+            pin_memory=self.pin_memory, widths=widths,
             resume_at=self.resume_at if shuffle else None,
             sampler=FreshLinesSampler(len(dataset), sum(self.synth_spec.counts().values()), self.seed) if fresh else None,
+            bucketing=bucketing,
         )
+
+    def _progress(self) -> float:
+        """How far training is (:func:`~seq2seq_lab.data.length_schedule.training_progress`)."""
+        return training_progress(self.trainer)
 
     def val_dataloader(self) -> DataLoader | list:
         """The val loader, or ``[]`` (no validation) when neither ``val`` nor ``val_fraction`` is set."""

@@ -83,3 +83,38 @@ def test_training_progress_is_the_further_of_steps_and_time():
     assert training_progress(trainer) == pytest.approx(0.5)
     trainer.callbacks, trainer.estimated_stepping_batches = [], float("inf")
     assert training_progress(trainer) == 0.0 and training_progress(None) == 0.0
+
+
+def test_the_schedule_survives_lightning_distributed_sampler_injection():
+    """Under DDP, Lightning re-creates the batch sampler around a DistributedSampler: each rank
+    keeps the schedule, and the ranks run as many batches."""
+    import functools
+
+    from lightning.fabric.utilities.data import _replace_dunder_methods
+    from lightning.pytorch.utilities.data import _update_dataloader
+    from torch.utils.data import BatchSampler, DistributedSampler
+
+    from seq2seq_lab.data.batching import make_loader
+
+    n = 60
+    lengths = [4 if i % 3 else 12 for i in range(n)]
+    now = [0.0]
+    bucketing = functools.partial(LengthScheduleBatchSampler, lengths=lengths, schedule=[[0, 10], [0.5, 40]],
+                                  progress=lambda: now[0])
+    with _replace_dunder_methods(BatchSampler):  # as Lightning does around the *_dataloader hooks
+        loader = make_loader(list(range(n)), 4, shuffle=True, num_workers=0, seed=0, collate_fn=list,
+                             widths=[(7 * i) % 101 for i in range(n)], bucketing=bucketing)
+    ranks = []
+    for rank in (0, 1):
+        sampler = DistributedSampler(list(range(n)), num_replicas=2, rank=rank, shuffle=True, seed=0)
+        ranked = _update_dataloader(loader, sampler)
+        assert isinstance(ranked.batch_sampler, LengthScheduleBatchSampler) and ranked.batch_sampler.sampler is sampler
+        now[0] = 0.0
+        short = list(ranked)
+        now[0] = 0.5
+        ranks.append((short, list(ranked)))
+    assert [len(s) for s, _ in ranks] == [len(a) for _, a in ranks] == [8, 8]
+    assert all(lengths[i] <= 10 for short, _ in ranks for b in short for i in b)
+    assert all(any(lengths[i] > 10 for b in every for i in b) for _, every in ranks)
+    shard0 = {i for b in ranks[0][1] for i in b}
+    assert not shard0 & {i for b in ranks[1][1] for i in b}  # disjoint shards

@@ -225,11 +225,52 @@ def test_distortion_bends_the_strokes_keeps_their_ink_and_is_off_by_default(cjk_
     assert LookConfig().p_distort == 0.0  # older corpora keep their images for a seed
 
 
+def _left_end_shear(image: np.ndarray) -> int:
+    """How far a vertical stroke near the left end leans: its column a quarter and three quarters down."""
+    h, quarter = image.shape[0], image.shape[1] // 4
+    return abs(int(np.argmin(image[3 * h // 4, :quarter])) - int(np.argmin(image[h // 4, :quarter])))
+
+
+def test_the_perspective_shears_a_long_lines_ends_no_more_than_a_short_lines(cjk_faces):
+    import albumentations as A
+    import cv2
+
+    from seq2seq_lab.data.synth.look import _PERSPECTIVE_SCALE, _perspective
+
+    def stroke(width: int) -> np.ndarray:
+        image = np.full((32, width), 255, np.uint8)
+        image[:, 12:15] = 0
+        return image
+
+    theirs = A.Perspective(scale=_PERSPECTIVE_SCALE, fit_output=True, border_mode=cv2.BORDER_REPLICATE, p=1.0)
+    ours, albumentations = {}, {}
+    for width in (320, 800):  # 10 and 25 line heights
+        ours[width] = np.mean([_left_end_shear(_perspective(stroke(width), np.random.default_rng(s), 10.0))
+                               for s in range(40)])
+        sheared = []
+        for s in range(40):
+            theirs.set_random_seed(s)
+            sheared.append(_left_end_shear(theirs(image=stroke(width))["image"]))
+        albumentations[width] = np.mean(sheared)
+    assert albumentations[800] > 2 * albumentations[320]  # why look.perspective_span exists
+    assert 1 <= ours[320] and ours[800] <= ours[320] + 1  # a perspective, capped at 10 heights across
+    out = _perspective(stroke(800), np.random.default_rng(1), 10.0)
+    assert out.shape[0] >= 32 and out.shape[1] >= 800  # fit to its output: nothing is cut off
+
+    cfg = LookConfig(p_perspective=1.0, perspective_span=10)
+    a, _ = render_real_line(CJK[:36], cjk_faces, np.random.default_rng(3), cfg)  # a 36-character line
+    b, _ = render_real_line(CJK[:36], cjk_faces, np.random.default_rng(3), cfg)
+    assert np.array_equal(np.asarray(a), np.asarray(b)) and a.height == 32
+    assert LookConfig().perspective_span is None  # older corpora keep their images for a seed
+
+
 def test_look_config_rejects_bad_values():
     with pytest.raises(ConfigError, match=r"look\.p_blur"):
         LookConfig(p_blur=1.5)
     with pytest.raises(ConfigError, match=r"look\.spacing"):
         LookConfig(spacing=(0.3, 0.1))
+    with pytest.raises(ConfigError, match=r"look\.perspective_span"):
+        LookConfig(perspective_span=0)
 
 
 def test_a_setting_the_look_lacks_is_named_not_a_type_error():

@@ -13,8 +13,9 @@ printed line of that text has), ``height`` pixels high:
    then an underline or a rule line across the image;
 3. paper: a gray background with a smooth random texture, an uneven lighting
    gradient and a random contrast between ink and paper;
-4. camera and scanner (albumentations): perspective, gaussian or motion blur,
-   sensor noise and JPEG compression.
+4. camera and scanner (albumentations): perspective (optionally drawn here, with
+   the ends of a long line sheared no more than a short line's), gaussian or
+   motion blur, sensor noise and JPEG compression.
 
 Every random choice comes from the ``numpy.random.Generator`` passed in (the
 albumentations pipeline is reseeded from it), so a generator seeded per sample
@@ -63,6 +64,12 @@ class LookConfig:
     contrast: gray-level difference between paper and ink.
     p_texture, p_gradient: a smooth paper texture; an uneven lighting gradient.
     p_perspective, p_blur, p_motion_blur, p_noise, p_jpeg: camera/scanner defects (albumentations).
+    perspective_span: the perspective's corners move sideways by a share of the line's width up to
+        this many line heights, and no further on a wider line. ``null`` (the default, so corpora
+        made before it keep their images): albumentations' ``Perspective``, which moves them by a
+        share of the whole width and so shears the ends of a 40-character line far more than a
+        camera would (up to about 45 degrees at 800 pixels). A number draws the same kind of
+        perspective itself (:func:`_perspective`).
     jpeg_quality: JPEG quality range.
     """
 
@@ -87,6 +94,7 @@ class LookConfig:
     p_texture: float = 0.6
     p_gradient: float = 0.5
     p_perspective: float = 0.2
+    perspective_span: float | None = None
     p_blur: float = 0.4
     p_motion_blur: float = 0.1
     p_noise: float = 0.4
@@ -97,6 +105,8 @@ class LookConfig:
         check_ranges(self, "look")
         if self.height < 8 or self.max_width < self.height:
             raise ConfigError(f"look.height must be >= 8 and max_width >= height, got {self.height}, {self.max_width}")
+        if self.perspective_span is not None and not self.perspective_span > 0:
+            raise ConfigError(f"look.perspective_span must be > 0 or null, got {self.perspective_span}")
         if not 0 <= self.contrast[0] <= 255:
             raise ConfigError(f"look.contrast must lie in [0, 255], got {list(self.contrast)}")
 
@@ -200,6 +210,29 @@ def _paper(h: int, w: int, rng: np.random.Generator, cfg: LookConfig) -> tuple[n
     return paper, float(ink)
 
 
+_PERSPECTIVE_SCALE = (0.01, 0.04)  # the corners' moves' standard deviation, as shares of the width and height
+
+
+def _perspective(image: np.ndarray, rng: np.random.Generator, span: float) -> np.ndarray:
+    """A camera's slight perspective on ``image (H, W)``, as albumentations' ``Perspective(fit_output=True)``
+    draws it, but with the corners' sideways moves a share of ``min(W, span * H)`` rather than of ``W``.
+
+    Each corner moves outward by ``|N(0, s)|`` (``s`` drawn from the same range; folded below 0.32) of
+    that width across and of ``H`` up and down; the whole image is warped onto those corners, with its
+    border replicated. Returns the warped image ``(H', W')``, at least as large.
+    """
+    h, w = image.shape
+    scale = rng.uniform(*_PERSPECTIVE_SCALE)
+    moves = np.mod(np.abs(rng.normal(0.0, scale, size=(4, 2))), 0.32) * np.array([min(w, span * h), h])
+    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
+    moved = corners + moves * np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]])  # top-left, top-right, ...
+    moved -= moved.min(axis=0)
+    size = np.ceil(moved.max(axis=0)).astype(int)
+    matrix = cv2.getPerspectiveTransform(corners, moved.astype(np.float32))
+    return cv2.warpPerspective(image, matrix, (int(size[0]), int(size[1])), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+
+
 @functools.lru_cache(maxsize=4)
 def _camera(cfg_key: tuple) -> A.Compose:
     """The albumentations pipeline of a look; ``cfg_key`` is its ``(setting, value)`` pairs (all hashable
@@ -207,7 +240,8 @@ def _camera(cfg_key: tuple) -> A.Compose:
     cfg = LookConfig(**dict(cfg_key))
     lo, hi = (int(q) for q in cfg.jpeg_quality)
     return A.Compose([
-        A.Perspective(scale=(0.01, 0.04), fit_output=True, border_mode=cv2.BORDER_REPLICATE, p=cfg.p_perspective),
+        A.Perspective(scale=_PERSPECTIVE_SCALE, fit_output=True, border_mode=cv2.BORDER_REPLICATE,
+                      p=cfg.p_perspective if cfg.perspective_span is None else 0.0),
         A.OneOf([A.GaussianBlur(blur_limit=(3, 3), sigma_limit=(0.3, 1.0)), A.MotionBlur(blur_limit=(3, 5))],
                 p=min(1.0, cfg.p_blur + cfg.p_motion_blur)),
         A.GaussNoise(std_range=(0.01, 0.06), p=cfg.p_noise),
@@ -246,11 +280,13 @@ def render_real_line(text: str, faces: list[FontFace], rng: np.random.Generator,
     paper, ink = _paper(*alpha.shape, rng, cfg)
     pixels = paper + (ink - paper) * alpha
     width = min(cfg.max_width, max(cfg.height // 2, round(alpha.shape[1] * cfg.height / canvas_h)))
-    small = cv2.resize(np.clip(pixels, 0, 255), (width, cfg.height), interpolation=cv2.INTER_AREA)
+    small = np.rint(cv2.resize(np.clip(pixels, 0, 255), (width, cfg.height), interpolation=cv2.INTER_AREA))
+    if cfg.perspective_span is not None and rng.random() < cfg.p_perspective:
+        small = _perspective(small.astype(np.uint8), rng, cfg.perspective_span)
     camera = _camera(tuple(vars(cfg).items()))
     camera.set_random_seed(int(rng.integers(0, 2**31 - 1)))
-    out = camera(image=np.rint(small).astype(np.uint8))["image"]
-    if out.shape[0] != cfg.height:  # perspective with fit_output changes the size: back to the height
+    out = camera(image=small.astype(np.uint8))["image"]
+    if out.shape[0] != cfg.height:  # a perspective (fit to its output) changes the size: back to the height
         out = cv2.resize(out, (min(cfg.max_width, max(1, round(out.shape[1] * cfg.height / out.shape[0]))),
                                cfg.height), interpolation=cv2.INTER_AREA)
     return Image.fromarray(out, "L"), face

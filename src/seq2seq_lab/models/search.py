@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from seq2seq_lab.models.char_lm import LMFusion
+from seq2seq_lab.models.ctc_prefix import CTCPrefixScorer
 from seq2seq_lab.models.decoder import RecurrentDecoder
 from seq2seq_lab.models.feedback import TokenFeedback
 
@@ -54,6 +55,8 @@ def beam(
     length_penalty: float = 0.0,
     fusion: LMFusion | None = None,
     more: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = (),
+    ctc: CTCPrefixScorer | None = None,
+    pre_beam: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Beam search; ``beam_width=1`` gives the greedy answer.
 
@@ -67,6 +70,11 @@ def beam(
     ``more``: encodings ``(memory (B, T_k, K), mask (B, T_k), summary (B, S))`` of other views of the
     same lines (:mod:`~seq2seq_lab.data.ocr.views`). Each view keeps its own decoder state, and each
     step's log-probabilities are the mean of all views' (the model's scores are then that mean's).
+
+    ``ctc``: joint CTC-attention decoding (:mod:`~seq2seq_lab.models.ctc_prefix`). Each hypothesis's
+    ``pre_beam`` best next tokens by the score above (default ``max(10, 2 * beam_width)``) are ranked by
+    ``(1 - w) log P_model + w`` (their CTC prefix score's increment) ``+`` the language model's term;
+    the returned scores stay the model's own.
 
     Returns:
         tokens ``(B, L')`` and scores ``(B,)`` (sum of the model's log-probabilities).
@@ -86,17 +94,24 @@ def beam(
     finished = torch.zeros(batch * width, dtype=torch.bool, device=memory.device)
     lengths = torch.zeros(batch * width, device=memory.device)
     base = (torch.arange(batch, device=memory.device) * width).unsqueeze(1)
+    if ctc is not None:
+        ctc.start(width, eos_id)
     for _ in range(max_length):
         log_probs = [view.step(decoder, prev) for view in views]  # each (B*W, V)
         log_probs = log_probs[0] if len(views) == 1 else torch.stack(log_probs).mean(0)
         vocab = log_probs.size(-1)
         log_probs[finished] = float("-inf")
         log_probs[finished, eos_id] = 0.0
-        fused = log_probs if fusion is None else log_probs + fusion.scores(history).to(log_probs.device)
-        candidates = (scores.view(-1, 1) + fused).view(batch, width * vocab)
-        scores, index = candidates.topk(width, dim=1)  # (B, W)
-        chosen = (base + index // vocab).view(-1)
-        token = (index % vocab).view(-1)
+        lm = None if fusion is None else fusion.scores(history).to(log_probs.device)  # (B*W, V)
+        fused = log_probs if lm is None else log_probs + lm
+        if ctc is None:
+            candidates = (scores.view(-1, 1) + fused).view(batch, width * vocab)
+            scores, index = candidates.topk(width, dim=1)  # (B, W)
+            chosen = (base + index // vocab).view(-1)
+            token = (index % vocab).view(-1)
+        else:
+            scores, chosen, token = _joint_step(scores, log_probs, lm, fused, finished, ctc,
+                                                min(vocab, pre_beam or max(10, 2 * width)))
         model_scores = model_scores.index_select(0, chosen) + log_probs[chosen, token]
         if fusion is not None:
             history = torch.cat([history.index_select(0, chosen.cpu()), token.cpu().unsqueeze(1)], dim=1)[:, 1:]
@@ -111,6 +126,25 @@ def beam(
     ranked = scores / lengths.view(batch, width).clamp(min=1) ** length_penalty
     best = (base.squeeze(1) + ranked.argmax(1))
     return tokens.index_select(0, best), model_scores.index_select(0, best)
+
+
+def _joint_step(scores: torch.Tensor, log_probs: torch.Tensor, lm: torch.Tensor | None, fused: torch.Tensor,
+                finished: torch.Tensor, ctc: CTCPrefixScorer, pre_beam: int
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of joint CTC-attention beam search over hypotheses with ranking ``scores (B, W)`` and next-token
+    ``log_probs (B*W, V)`` (``lm``: the language model's term, or None; ``fused``: their sum): the new
+    ``scores (B, W)``, and the hypothesis ``(B*W,)`` and token ``(B*W,)`` each new row extends."""
+    batch, width = scores.shape
+    top = fused.topk(pre_beam, dim=1).indices  # (B*W, K): the candidates the CTC head scores
+    joint = (1 - ctc.weight) * log_probs.gather(1, top) + ctc.scores(top)
+    if lm is not None:
+        joint = joint + lm.gather(1, top)
+    joint = torch.where(finished.unsqueeze(1), fused.gather(1, top), joint)  # a finished one: EOS at no cost
+    scores, index = (scores.view(-1, 1) + joint).view(batch, width * pre_beam).topk(width, dim=1)  # (B, W)
+    hypothesis = (torch.arange(batch, device=scores.device).unsqueeze(1) * width + index // pre_beam).view(-1)
+    pick = (index % pre_beam).view(-1)
+    ctc.advance(hypothesis, pick)
+    return scores, hypothesis, top[hypothesis, pick]
 
 
 class _View:

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from seq2seq_lab.models.char_lm import LMFusion
+from seq2seq_lab.models.ctc_prefix import CTCPrefixScorer
 from seq2seq_lab.models.decoder import RecurrentDecoder
 from seq2seq_lab.models.heads import ClassifierHead, CTCHead
 from seq2seq_lab.models.search import beam, greedy
@@ -91,14 +92,16 @@ class Seq2Seq(nn.Module):
         beam_width: int = 1,
         fusion: LMFusion | None = None,
         more: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = (),
+        ctc: CTCPrefixScorer | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """:meth:`generate` over an encoding (:meth:`encode`), e.g. the one a loss already computed.
-        A ``fusion`` with a language model, or ``more`` encodings of other views of the same inputs
-        (read as an ensemble, see :func:`~seq2seq_lab.models.search.beam`), run a beam search (of width 1 too)."""
+        A ``fusion`` with a language model, ``more`` encodings of other views of the same inputs
+        (read as an ensemble), or a ``ctc`` prefix scorer of the CTC head's reading (joint decoding; see
+        :func:`~seq2seq_lab.models.search.beam`) run a beam search (of width 1 too)."""
         steps = max_length or self.output_length
-        if beam_width > 1 or fusion is not None or more:
+        if beam_width > 1 or fusion is not None or more or ctc is not None:
             tokens, scores = beam(self.decoder, memory, mask, summary, steps, eos_id, beam_width, fusion=fusion,
-                                  more=more)
+                                  more=more, ctc=ctc)
             return tokens, scores, None
         return greedy(self.decoder, memory, mask, summary, steps, eos_id)
 

@@ -12,6 +12,7 @@ from seq2seq_lab.data.tokenizer import Tokenizer
 from seq2seq_lab.errors import ConfigError
 from seq2seq_lab.models.char_lm import LMFusion
 from seq2seq_lab.models.ctc import ctc_loss
+from seq2seq_lab.models.ctc_prefix import CTCPrefixScorer
 from seq2seq_lab.models.search import until_eos
 from seq2seq_lab.systems.attention_stats import AttentionStats, ctc_agreement
 from seq2seq_lab.systems.guided_attention import GuideSchedule, diagonal_guide_loss
@@ -82,7 +83,13 @@ class OCRSystem(Seq2SeqSystem):
             loss is ``(1 - w) CE + w CTC``, the CTC over the model's ``ctc_head``
             on the encoder memory (blank: id 0, as :class:`CTCSystem`): a per-column
             signal for the encoder that does not wait for the attention to align.
-            Decoding uses the attention decoder only. 0: plain cross-entropy.
+            0: plain cross-entropy.
+        ctc_decode_weight: ``w`` of joint CTC-attention decoding (Watanabe et al., 2017) in validation, test
+            and predict: the beam ranks each next character by ``(1 - w)`` times the attention's
+            log-probability plus ``w`` times the CTC head's prefix score's increment (plus the language
+            model's term), so the per-column CTC reading vetoes an attention that has lost its place; see
+            :mod:`~seq2seq_lab.models.ctc_prefix`. Needs ``model.ctc_head=true``, trained (``ctc_weight > 0``).
+            In ``[0, 1)``; 0: the attention decoder alone.
         guide: a diagonal prior on the attention in training, added to the loss: a mapping with
             ``weight`` (at step 0), ``sigma`` (its width, a fraction of the line) and ``steps``
             (where its weight has fallen linearly to 0; 0: constant); see
@@ -97,8 +104,8 @@ class OCRSystem(Seq2SeqSystem):
 
     capabilities = frozenset({"decode", "transcribe"})  # text-line images -> text
 
-    def __init__(self, *args, ctc_weight: float = 0.0, lm: dict | None = None, guide: dict | None = None,
-                 views: list | None = None, **kwargs):
+    def __init__(self, *args, ctc_weight: float = 0.0, ctc_decode_weight: float = 0.0, lm: dict | None = None,
+                 guide: dict | None = None, views: list | None = None, **kwargs):
         kwargs.setdefault("monitor", "line_acc")
         super().__init__(*args, **kwargs)
         self.lm_options = check_lm_options(lm)
@@ -115,6 +122,13 @@ class OCRSystem(Seq2SeqSystem):
         if ctc_weight and getattr(self.net, "ctc_head", None) is None:
             raise ValueError(f"system.ctc_weight={ctc_weight} needs a model with a CTC head: set model.ctc_head=true")
         self.ctc_weight = ctc_weight
+        if isinstance(ctc_decode_weight, bool) or not isinstance(ctc_decode_weight, (int, float)) \
+                or not 0.0 <= ctc_decode_weight < 1.0:
+            raise ConfigError(f"system.ctc_decode_weight must be a number in [0, 1), got {ctc_decode_weight!r}")
+        if ctc_decode_weight and getattr(self.net, "ctc_head", None) is None:
+            raise ConfigError(f"system.ctc_decode_weight={ctc_decode_weight} needs a model with a trained CTC head: "
+                              "model.ctc_head=true and system.ctc_weight > 0")
+        self.ctc_decode_weight = float(ctc_decode_weight)
         self.text_metrics = text_metrics()
         if self.attention_stats is not None and self.net.ctc_head is not None:
             self.attention_stats = AttentionStats(ctc=True)  # also: does the attention look where CTC reads?
@@ -130,6 +144,12 @@ class OCRSystem(Seq2SeqSystem):
                 raise ConfigError(f"system.lm.{err}") from err
             self._fusion = LMFusion(lm, float(self.lm_options["weight"]), bool(self.lm_options["relative"]))
         return self._fusion
+
+    def ctc_scorer(self, encoded: tuple) -> CTCPrefixScorer | None:
+        if not self.ctc_decode_weight:
+            return None
+        memory, mask, _ = encoded  # (B, T, K), (B, T)
+        return CTCPrefixScorer(self.net.ctc_head(memory), mask.sum(1), Tokenizer.SOS, self.ctc_decode_weight)
 
     def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         ce, outputs = super().compute_loss(batch)

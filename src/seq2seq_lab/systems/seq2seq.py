@@ -12,6 +12,7 @@ from torchmetrics.classification import MulticlassExactMatch
 
 from seq2seq_lab.data.tokenizer import Tokenizer
 from seq2seq_lab.models.char_lm import LMFusion
+from seq2seq_lab.models.ctc_prefix import CTCPrefixScorer
 from seq2seq_lab.models.search import greedy_choice, until_eos
 from seq2seq_lab.models.seq2seq import Seq2Seq
 from seq2seq_lab.errors import ConfigError
@@ -109,10 +110,15 @@ class Seq2SeqSystem(BaseSystem):
         with :meth:`other_views` of the inputs, where there are any."""
         encoded = self.net.encode(inputs, input_lengths)
         return self.net.search(*encoded, self.tokenizer.EOS, max_length, self.beam_width, self.fusion(),
-                               self.other_views(inputs, input_lengths))
+                               self.other_views(inputs, input_lengths), self.ctc_scorer(encoded))
 
     def fusion(self) -> LMFusion | None:
         """The language model that decoding fuses with the model's scores (none here)."""
+        return None
+
+    def ctc_scorer(self, encoded: tuple) -> CTCPrefixScorer | None:
+        """The CTC prefix scorer of an encoding ``(memory, mask, summary)`` that decoding reads jointly with the
+        attention (none here)."""
         return None
 
     def other_views(self, inputs: torch.Tensor, input_lengths: torch.Tensor | None) -> list[tuple]:
@@ -163,11 +169,12 @@ class Seq2SeqSystem(BaseSystem):
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Tokens ``(B, L')``, scores and attention of the batch, searched from the loss's encoding: greedy
         is read off :meth:`free_running` (the same decode the exposure gap uses), beam search (and any fusion with a
-        language model, :meth:`fusion`, or ``more`` encodings of other views of the batch) runs apart."""
-        fusion = self.fusion()
-        if self.beam_width > 1 or fusion is not None or more:
+        language model, :meth:`fusion`, ``more`` encodings of other views of the batch, or joint decoding with a CTC
+        head, :meth:`ctc_scorer`) runs apart."""
+        fusion, ctc = self.fusion(), self.ctc_scorer(outputs["encoded"])
+        if self.beam_width > 1 or fusion is not None or more or ctc is not None:
             return self.net.search(*outputs["encoded"], self.tokenizer.EOS, batch["targets"].size(1), self.beam_width,
-                                   fusion, more)
+                                   fusion, more, ctc)
         logits, attention = self.free_running(batch, outputs)
         return (*greedy_choice(logits, self.tokenizer.EOS), attention)
 

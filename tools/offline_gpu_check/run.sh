@@ -1,7 +1,7 @@
 #!/bin/bash
 # One check of ocr_zh on an offline GPU machine (tools/offline_gpu_check/README.md): draw a corpus with the
 # machine's CPUs, train the full-size model a few minutes (precision auto), read the real-text proxy (beam +
-# views + LM, then plain), then a short 16-mixed + CTC run. Env: LOCAL=1 (this machine: no unpack or pip), OUT
+# views + LM, then plain), then a short 16-mixed + CTC run, read with joint CTC-attention decoding. Env: LOCAL=1 (this machine: no unpack or pip), OUT
 # (results), NTRAIN, MAXTIME, TRAINER, W (synth workers), NW (loader workers), VALB, TESTLIST, FP16STEPS.
 set -u
 T0=$(date +%s); t() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
@@ -31,4 +31,10 @@ t fp16-ctc; timeout ${TFP16:-70} $PY -m seq2seq_lab.train "${COMMON[@]}" task_na
    +trainer.max_steps=${FP16STEPS:-400} trainer.max_time=null +trainer.limit_val_batches=4 test=false hydra.run.dir=/tmp/run16 > /tmp/fp16.log 2>&1; echo "rc=$?"
 grep -v "it/s\]" /tmp/fp16.log | grep -iE "precision|loss|nan|error|val/" | tail -20; cp /tmp/fp16.log $OUT/
 find /tmp/run16 -name "metrics.csv" | head -1 | while read f; do cp "$f" $OUT/fp16_metrics.csv; done
+C16=$(ls /tmp/run16/checkpoints/last.ckpt 2>/dev/null)
+if [ -n "$C16" ]; then  # joint CTC-attention decoding on the GPU: the CTC head's prefix scores in the beam
+  t eval-joint; timeout ${TJOINT:-60} $PY -m seq2seq_lab.eval ckpt_path=$C16 +data.test=$G/rt280/test64.txt +data.num_workers=4 \
+     +system.ctc_decode_weight=0.5 hydra.run.dir=/tmp/eval_joint > /tmp/eval_joint.log 2>&1; echo "rc=$?"
+  grep -E "cer|line_acc|Error" /tmp/eval_joint.log | tail -6; cp /tmp/eval_joint.log $OUT/
+fi
 t done

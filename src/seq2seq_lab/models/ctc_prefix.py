@@ -54,8 +54,9 @@ class CTCPrefixScorer:
         self.eos = eos
         self.line = torch.arange(batch, device=self.x.device).repeat_interleave(width)  # (N,): each one's line
         n = batch * width
+        self.xb = self.x[:, self.line, self.blank].unsqueeze(-1)  # (T, N, 1): each hypothesis's blank column
         self.r = torch.full((steps, n, 2), float("-inf"), device=self.x.device)  # (T, N, 2): r_n, r_b
-        self.r[:, :, 1] = self.x[:, self.line, self.blank].cumsum(0)  # the empty prefix: blanks only
+        self.r[:, :, 1] = self.xb[..., 0].cumsum(0)  # the empty prefix: blanks only
         self.psi = torch.zeros(n, device=self.x.device)  # (N,) log prefix probability of each hypothesis
         self.last = torch.full((n,), -1, dtype=torch.long, device=self.x.device)  # (N,) last token; -1: none
 
@@ -65,7 +66,6 @@ class CTCPrefixScorer:
         Keeps the candidates' forward variables for :meth:`advance`."""
         steps, n, k = self.x.size(0), *candidates.shape
         xc = self.x[:, self.line.unsqueeze(1).expand(n, k), candidates]  # (T, N, K)
-        xb = self.x[:, self.line, self.blank].unsqueeze(-1)  # (T, N, 1)
         r_n, r_b = self.r[..., 0].unsqueeze(-1), self.r[..., 1].unsqueeze(-1)  # (T, N, 1)
         # the prefix's probability up to column t, with a blank before c where c repeats g's last character
         phi = torch.where(candidates == self.last.unsqueeze(1), r_b, torch.logaddexp(r_n, r_b))  # (T, N, K)
@@ -75,7 +75,7 @@ class CTCPrefixScorer:
         new_n[0] = torch.where(empty, xc[0], new_n[0])
         for t in range(1, steps):
             new_n[t] = torch.logaddexp(new_n[t - 1], phi[t - 1]) + xc[t]
-            new_b[t] = torch.logaddexp(new_b[t - 1], new_n[t - 1]) + xb[t]
+            new_b[t] = torch.logaddexp(new_b[t - 1], new_n[t - 1]) + self.xb[t]
         psi = torch.logsumexp(torch.cat([new_n[:1], phi[:-1] + xc[1:]]), dim=0)  # (N, K)
         whole = torch.logaddexp(self.r[-1, :, 0], self.r[-1, :, 1])  # (N,): exactly g, for EOS
         psi = torch.where(candidates == self.eos, whole.unsqueeze(1), psi).clamp(min=LOGZERO)

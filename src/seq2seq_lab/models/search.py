@@ -110,7 +110,7 @@ def beam(
             chosen = (base + index // vocab).view(-1)
             token = (index % vocab).view(-1)
         else:
-            scores, chosen, token = _joint_step(scores, log_probs, lm, fused, finished, ctc,
+            scores, chosen, token = _joint_step(scores, base, log_probs, lm, fused, finished, ctc,
                                                 min(vocab, pre_beam or max(10, 2 * width)))
         model_scores = model_scores.index_select(0, chosen) + log_probs[chosen, token]
         if fusion is not None:
@@ -128,12 +128,13 @@ def beam(
     return tokens.index_select(0, best), model_scores.index_select(0, best)
 
 
-def _joint_step(scores: torch.Tensor, log_probs: torch.Tensor, lm: torch.Tensor | None, fused: torch.Tensor,
-                finished: torch.Tensor, ctc: CTCPrefixScorer, pre_beam: int
+def _joint_step(scores: torch.Tensor, base: torch.Tensor, log_probs: torch.Tensor, lm: torch.Tensor | None,
+                fused: torch.Tensor, finished: torch.Tensor, ctc: CTCPrefixScorer, pre_beam: int
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One step of joint CTC-attention beam search over hypotheses with ranking ``scores (B, W)`` and next-token
-    ``log_probs (B*W, V)`` (``lm``: the language model's term, or None; ``fused``: their sum): the new
-    ``scores (B, W)``, and the hypothesis ``(B*W,)`` and token ``(B*W,)`` each new row extends."""
+    """One step of joint CTC-attention beam search over hypotheses with ranking ``scores (B, W)`` (``base (B, 1)``:
+    each line's first row) and next-token ``log_probs (B*W, V)`` (``lm``: the language model's term, or None;
+    ``fused``: their sum): the new ``scores (B, W)``, and the hypothesis ``(B*W,)`` and token ``(B*W,)`` each
+    new row extends."""
     batch, width = scores.shape
     top = fused.topk(pre_beam, dim=1).indices  # (B*W, K): the candidates the CTC head scores
     joint = (1 - ctc.weight) * log_probs.gather(1, top) + ctc.scores(top)
@@ -141,7 +142,7 @@ def _joint_step(scores: torch.Tensor, log_probs: torch.Tensor, lm: torch.Tensor 
         joint = joint + lm.gather(1, top)
     joint = torch.where(finished.unsqueeze(1), fused.gather(1, top), joint)  # a finished one: EOS at no cost
     scores, index = (scores.view(-1, 1) + joint).view(batch, width * pre_beam).topk(width, dim=1)  # (B, W)
-    hypothesis = (torch.arange(batch, device=scores.device).unsqueeze(1) * width + index // pre_beam).view(-1)
+    hypothesis = (base + index // pre_beam).view(-1)
     pick = (index % pre_beam).view(-1)
     ctc.advance(hypothesis, pick)
     return scores, hypothesis, top[hypothesis, pick]

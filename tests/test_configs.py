@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from hydra.errors import ConfigCompositionException
 from omegaconf import open_dict
 
 from helpers import EXPERIMENTS, compose_config
@@ -75,6 +76,18 @@ def test_train_writes_metrics_and_eval_reproduces_test_accuracy(tmp_path):
     eval_cfg = compose_config("eval", [f"ckpt_path={best}"], tmp_path / "eval")
     result = evaluate(eval_cfg)
     assert result["test/acc"] == pytest.approx(metrics["test/acc"], abs=1e-6)
+
+
+@pytest.mark.parametrize("entry", ["eval", "predict", "export"])
+def test_checkpoint_entry_points_take_data_and_system_keys_with_or_without_plus(entry, tmp_path):
+    # the docs say `eval ckpt_path=... system.beam_width=5`: the empty nodes take keys they do not hold
+    cfg = compose_config(entry, ["ckpt_path=x.ckpt", "system.beam_width=5", "data.test=t.txt", "+data.width=1600",
+                                 "++system.ctc_decode_weight=0.5"], tmp_path)
+    assert dict(cfg.system) == {"beam_width": 5, "ctc_decode_weight": 0.5}
+    assert dict(cfg.data) == {"test": "t.txt", "width": 1600}
+    assert dict(compose_config(entry, ["ckpt_path=x.ckpt"], tmp_path).system) == {}
+    with pytest.raises(ConfigCompositionException, match="sytem"):  # a misspelt top-level key is still refused
+        compose_config(entry, ["ckpt_path=x.ckpt", "sytem.beam_width=5"], tmp_path)
 
 
 def test_eval_names_a_missing_checkpoint(tmp_path):

@@ -14,7 +14,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -50,4 +51,16 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("if_fp32_cpu", if_fp32_cpu)
 
 
+def register_checkpoint_overrides() -> None:
+    """Store the ``checkpoint_overrides`` config: empty ``data`` and ``system`` nodes that take keys
+    they do not hold yet. The entry points that read a trained checkpoint (eval, predict, export)
+    list it in their defaults and apply these nodes on top of the checkpoint's stored config, so
+    ``data.test=...`` or ``system.beam_width=5`` work as their docs say, with or without Hydra's
+    ``+``; Hydra's struct mode would otherwise refuse every such key, since the empty nodes hold none.
+    A misspelt key outside them (``sytem.beam_width``) is still refused."""
+    open_node = {"data": DictConfig({}, flags={"struct": False}), "system": DictConfig({}, flags={"struct": False})}
+    ConfigStore.instance().store(name="checkpoint_overrides", node=DictConfig(open_node))
+
+
 register_resolvers()
+register_checkpoint_overrides()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -264,6 +265,27 @@ def test_the_perspective_shears_a_long_lines_ends_no_more_than_a_short_lines(cjk
     assert LookConfig().perspective_span is None  # older corpora keep their images for a seed
 
 
+def test_rotate_span_keeps_a_long_lines_ends_within_a_short_lines_rise():
+    from seq2seq_lab.data.synth.look import _bend
+
+    size = 40
+
+    def bent(length: int, span: float | None, seed: int) -> Image.Image:
+        mask = Image.new("L", (length * size, size), 255)  # the ink of a line `length` glyphs long
+        cfg = LookConfig(p_rotate=1.0, max_angle=1.5, p_curve=0.0, rotate_span=span)
+        return _bend(mask, size, np.random.default_rng(seed), cfg)
+
+    rise = [bent(40, None, s).height - size for s in range(20)]  # as before: up to 40 glyphs' worth of rise
+    capped = [bent(40, 12.0, s).height - size for s in range(20)]
+    short = [bent(10, 12.0, s).height - size for s in range(20)]
+    assert max(rise) > 0.8 * 40 * size * math.tan(math.radians(1.5))  # a whole line height and more
+    assert max(capped) <= 12 * size * math.tan(math.radians(1.5)) + 3
+    assert max(capped) > 0.6 * 12 * size * math.tan(math.radians(1.5))  # still rotated, as far as 12 glyphs
+    assert all(np.array_equal(np.asarray(bent(10, None, s)), np.asarray(bent(10, 12.0, s))) for s in range(5))
+    assert short == [bent(10, None, s).height - size for s in range(20)]  # a line under 12 glyphs: as before
+    assert LookConfig().rotate_span is None  # older corpora keep their images for a seed
+
+
 def test_look_config_rejects_bad_values():
     with pytest.raises(ConfigError, match=r"look\.p_blur"):
         LookConfig(p_blur=1.5)
@@ -271,6 +293,8 @@ def test_look_config_rejects_bad_values():
         LookConfig(spacing=(0.3, 0.1))
     with pytest.raises(ConfigError, match=r"look\.perspective_span"):
         LookConfig(perspective_span=0)
+    with pytest.raises(ConfigError, match=r"look\.rotate_span must be > 0"):
+        LookConfig(rotate_span=-1)
 
 
 def test_a_setting_the_look_lacks_is_named_not_a_type_error():

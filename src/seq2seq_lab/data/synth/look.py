@@ -59,6 +59,12 @@ class LookConfig:
         ``distort``: 0.01 bends strokes a little, 0.04 a lot. ``p_distort=0`` (the default) draws
         nothing, so corpora made before it keep their images.
     p_rotate, max_angle: a rotation of the whole line, in degrees.
+    rotate_span: the rotation's angle is drawn up to ``max_angle`` on a line up to this many glyph
+        sizes long, and scaled down on a longer one so that its ends rise no further. ``null`` (the
+        default, so corpora made before it keep their images): up to ``max_angle`` whatever the
+        length, so that a 40-character line's ends rise by a whole line height and, the rotated
+        line kept whole at the same height, its glyphs shrink to about half the size of a
+        10-character line's; a line detector's crop follows a skewed line instead.
     p_curve, max_curve: a sine-shaped baseline, amplitude as a fraction of the glyph size.
     p_underline, p_rule: an underline below the text; a thin rule line at a random height.
     contrast: gray-level difference between paper and ink.
@@ -86,6 +92,7 @@ class LookConfig:
     distort: tuple[float, float] = (0.01, 0.03)
     p_rotate: float = 0.3
     max_angle: float = 1.5
+    rotate_span: float | None = None
     p_curve: float = 0.1
     max_curve: float = 0.08
     p_underline: float = 0.04
@@ -105,8 +112,10 @@ class LookConfig:
         check_ranges(self, "look")
         if self.height < 8 or self.max_width < self.height:
             raise ConfigError(f"look.height must be >= 8 and max_width >= height, got {self.height}, {self.max_width}")
-        if self.perspective_span is not None and not self.perspective_span > 0:
-            raise ConfigError(f"look.perspective_span must be > 0 or null, got {self.perspective_span}")
+        for key in ("perspective_span", "rotate_span"):
+            value = getattr(self, key)
+            if value is not None and not value > 0:
+                raise ConfigError(f"look.{key} must be > 0 or null, got {value}")
         if not 0 <= self.contrast[0] <= 255:
             raise ConfigError(f"look.contrast must lie in [0, 255], got {list(self.contrast)}")
 
@@ -172,10 +181,14 @@ def _distort(mask: Image.Image, size: int, rng: np.random.Generator, cfg: LookCo
     return Image.fromarray(cv2.remap(np.asarray(mask), xs + dx, ys + dy, cv2.INTER_LINEAR, borderValue=0))
 
 
-def _bend(mask: Image.Image, rng: np.random.Generator, cfg: LookConfig) -> Image.Image:
-    """Maybe rotate, maybe curve the baseline (columns shifted along half a sine period or more)."""
+def _bend(mask: Image.Image, size: int, rng: np.random.Generator, cfg: LookConfig) -> Image.Image:
+    """Maybe rotate, maybe curve the baseline (columns shifted along half a sine period or more) of
+    ``mask``, the ink of glyphs ``size`` pixels high."""
     if rng.random() < cfg.p_rotate:
-        mask = mask.rotate(float(rng.uniform(-cfg.max_angle, cfg.max_angle)), Image.Resampling.BICUBIC, expand=True)
+        angle = float(rng.uniform(-cfg.max_angle, cfg.max_angle))
+        if cfg.rotate_span is not None:  # no steeper than a line rotate_span glyphs long rises at max_angle
+            angle *= min(1.0, cfg.rotate_span * size / mask.width)
+        mask = mask.rotate(angle, Image.Resampling.BICUBIC, expand=True)
     if rng.random() < cfg.p_curve:
         w, h = mask.size
         amp = rng.uniform(-cfg.max_curve, cfg.max_curve) * h
@@ -264,7 +277,7 @@ def render_real_line(text: str, faces: list[FontFace], rng: np.random.Generator,
         raise ConfigError(f"no font face covers {text!r}")
     face = faces[int(rng.integers(0, len(faces)))]
     size = max(12, round(rng.uniform(*cfg.font_size) * cfg.height * _SS))
-    mask = _bend(_glyph_mask(text, face, size, rng, cfg), rng, cfg)
+    mask = _bend(_glyph_mask(text, face, size, rng, cfg), size, rng, cfg)
     h_full = cfg.height * _SS
     margin_x = [int(v) for v in rng.integers(_SS, size // 2 + _SS + 1, size=2)]
     top = int(rng.integers(0, max(1, h_full - mask.height) + 1)) if mask.height < h_full else 0

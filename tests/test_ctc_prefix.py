@@ -117,7 +117,7 @@ def test_ctc_decode_weight_is_checked_by_key_and_decodes_jointly():
         with pytest.raises(ConfigError, match="system.ctc_decode_weight must be a number in"):
             system(True, ctc_decode_weight=bad)
     plain, joint = system(True), system(True, ctc_decode_weight=0.5)
-    assert plain.ctc_scorer(plain.net.encode(torch.zeros(1, 1, 32, 64))) is None
+    assert plain.ctc_scorer({"encoded": plain.net.encode(torch.zeros(1, 1, 32, 64))}) is None
     images, lengths = torch.rand(2, 1, 32, 64) * 2 - 1, torch.tensor([64, 48])
     with torch.no_grad():
         texts, confidence = joint.transcribe(images, lengths)

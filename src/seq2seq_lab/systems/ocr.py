@@ -145,21 +145,27 @@ class OCRSystem(Seq2SeqSystem):
             self._fusion = LMFusion(lm, float(self.lm_options["weight"]), bool(self.lm_options["relative"]))
         return self._fusion
 
-    def ctc_scorer(self, encoded: tuple) -> CTCPrefixScorer | None:
+    def ctc_scorer(self, outputs: dict) -> CTCPrefixScorer | None:
         if not self.ctc_decode_weight:
             return None
-        memory, mask, _ = encoded  # (B, T, K), (B, T)
-        return CTCPrefixScorer(self.net.ctc_head(memory), mask.sum(1), Tokenizer.SOS, self.ctc_decode_weight)
+        mask = outputs["encoded"][1]  # (B, T)
+        return CTCPrefixScorer(self.ctc_log_probs(outputs), mask.sum(1), Tokenizer.SOS, self.ctc_decode_weight)
+
+    def ctc_log_probs(self, outputs: dict) -> torch.Tensor:
+        """The CTC head's ``(B, T, V)`` reading of ``outputs["encoded"]``'s memory, computed once: kept in
+        ``outputs["ctc"]`` for the loss, joint decoding and the attention-CTC agreement alike."""
+        if "ctc" not in outputs:
+            outputs["ctc"] = self.net.ctc_head(outputs["encoded"][0])
+        return outputs["ctc"]
 
     def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         ce, outputs = super().compute_loss(batch)
         self.loss_parts = {}
         loss = ce
-        memory, mask, _ = outputs["encoded"]
+        mask = outputs["encoded"][1]  # (B, T)
         if self.ctc_weight:
             targets = batch["targets"]  # (B, L): chars, EOS, PAD
-            outputs["ctc"] = self.net.ctc_head(memory)  # (B, T, V); the attention-CTC agreement reads it again
-            ctc = ctc_loss(outputs["ctc"], mask.sum(1), targets, batch["target_lengths"] - 1, Tokenizer.SOS)
+            ctc = ctc_loss(self.ctc_log_probs(outputs), mask.sum(1), targets, batch["target_lengths"] - 1, Tokenizer.SOS)
             self.loss_parts |= {"ce_loss": ce.detach(), "ctc_loss": ctc.detach()}
             loss = (1 - self.ctc_weight) * ce + self.ctc_weight * ctc
         weight = self.guide.weight_at(self.global_step) if self.guide is not None and self.training else 0.0
@@ -198,8 +204,8 @@ class OCRSystem(Seq2SeqSystem):
         self.update_attention_stats(batch, outputs, attention, stage)
         if attention is not None and self.net.ctc_head is not None and self.attention_stats is not None:
             chars = until_eos(tokens, self.tokenizer.EOS) & (tokens != self.tokenizer.EOS)  # (B, S)
-            ctc_logits = outputs["ctc"] if "ctc" in outputs else self.net.ctc_head(outputs["encoded"][0])  # (B, T, V)
-            self.attention_stats.update(stage, {"attn_ctc_agreement": ctc_agreement(attention, tokens, chars, ctc_logits)})
+            self.attention_stats.update(stage, {"attn_ctc_agreement": ctc_agreement(attention, tokens, chars,
+                                                                                    self.ctc_log_probs(outputs))})
 
     def stage_metrics(self, stage: str) -> dict:
         return {"acc": self.exact_match[stage], **self.text_metrics[stage], **self.diagnostic_metrics(stage)}

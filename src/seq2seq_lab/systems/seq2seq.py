@@ -110,15 +110,15 @@ class Seq2SeqSystem(BaseSystem):
         with :meth:`other_views` of the inputs, where there are any."""
         encoded = self.net.encode(inputs, input_lengths)
         return self.net.search(*encoded, self.tokenizer.EOS, max_length, self.beam_width, self.fusion(),
-                               self.other_views(inputs, input_lengths), self.ctc_scorer(encoded))
+                               self.other_views(inputs, input_lengths), self.ctc_scorer({"encoded": encoded}))
 
     def fusion(self) -> LMFusion | None:
         """The language model that decoding fuses with the model's scores (none here)."""
         return None
 
-    def ctc_scorer(self, encoded: tuple) -> CTCPrefixScorer | None:
-        """The CTC prefix scorer of an encoding ``(memory, mask, summary)`` that decoding reads jointly with the
-        attention (none here)."""
+    def ctc_scorer(self, outputs: dict) -> CTCPrefixScorer | None:
+        """The CTC prefix scorer that decoding reads jointly with the attention, of ``outputs["encoded"]``
+        ``(memory, mask, summary)`` and whatever else the loss computed from it (none here)."""
         return None
 
     def other_views(self, inputs: torch.Tensor, input_lengths: torch.Tensor | None) -> list[tuple]:
@@ -171,7 +171,7 @@ class Seq2SeqSystem(BaseSystem):
         is read off :meth:`free_running` (the same decode the exposure gap uses), beam search (and any fusion with a
         language model, :meth:`fusion`, ``more`` encodings of other views of the batch, or joint decoding with a CTC
         head, :meth:`ctc_scorer`) runs apart."""
-        fusion, ctc = self.fusion(), self.ctc_scorer(outputs["encoded"])
+        fusion, ctc = self.fusion(), self.ctc_scorer(outputs)
         if self.beam_width > 1 or fusion is not None or more or ctc is not None:
             return self.net.search(*outputs["encoded"], self.tokenizer.EOS, batch["targets"].size(1), self.beam_width,
                                    fusion, more, ctc)

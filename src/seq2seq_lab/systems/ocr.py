@@ -7,6 +7,8 @@ import logging
 import torch
 
 from seq2seq_lab.data.lm_text import char_lm_from_text
+from seq2seq_lab.data.ocr.pieces import (attended_spans, character_spans, check_piece_chars, cut_columns, cut_lines,
+                                         join_readings)
 from seq2seq_lab.data.ocr.views import line_view, line_views
 from seq2seq_lab.data.tokenizer import Tokenizer
 from seq2seq_lab.errors import ConfigError
@@ -99,13 +101,19 @@ class OCRSystem(Seq2SeqSystem):
             width); the beam search averages the next-token log-probabilities of the line as given and
             of each view (see :mod:`~seq2seq_lab.data.ocr.views`). Validation reads the line alone,
             since its time counts against a training budget. None: the line alone everywhere.
+        piece_chars: read a line at test and predict in pieces of about this many characters where a first
+            reading finds at least 1.5 times as many: cut midway between two of its characters, each piece read
+            as a line of its own (with the views, the language model and joint decoding as set), the readings
+            joined (see :mod:`~seq2seq_lab.data.ocr.pieces`). The first reading is the CTC head's best path
+            where the model has one, else a greedy one, each character at its attention's peak column.
+            Validation reads lines whole. None: lines read whole everywhere.
         others: as :class:`Seq2SeqSystem`.
     """
 
     capabilities = frozenset({"decode", "transcribe"})  # text-line images -> text
 
     def __init__(self, *args, ctc_weight: float = 0.0, ctc_decode_weight: float = 0.0, lm: dict | None = None,
-                 guide: dict | None = None, views: list | None = None, **kwargs):
+                 guide: dict | None = None, views: list | None = None, piece_chars: int | None = None, **kwargs):
         kwargs.setdefault("monitor", "line_acc")
         super().__init__(*args, **kwargs)
         self.lm_options = check_lm_options(lm)
@@ -129,6 +137,11 @@ class OCRSystem(Seq2SeqSystem):
             raise ConfigError(f"system.ctc_decode_weight={ctc_decode_weight} needs a model with a trained CTC head: "
                               "model.ctc_head=true and system.ctc_weight > 0")
         self.ctc_decode_weight = float(ctc_decode_weight)
+        self.piece_chars = check_piece_chars(piece_chars)
+        if piece_chars is not None and getattr(self.net, "ctc_head", None) is None \
+                and self.net.decoder.attention.name == "none":
+            raise ConfigError(f"system.piece_chars={piece_chars} cuts lines between the characters a CTC head or the "
+                              "attention places: it needs model.ctc_head=true or a model with attention")
         self.text_metrics = text_metrics()
         if self.attention_stats is not None and self.net.ctc_head is not None:
             self.attention_stats = AttentionStats(ctc=True)  # also: does the attention look where CTC reads?
@@ -157,6 +170,40 @@ class OCRSystem(Seq2SeqSystem):
         if "ctc" not in outputs:
             outputs["ctc"] = self.net.ctc_head(outputs["encoded"][0])
         return outputs["ctc"]
+
+    def read_in_pieces(self, images: torch.Tensor, input_lengths: torch.Tensor | None, outputs: dict,
+                       max_length: int | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Tokens ``(B, L')`` and scores ``(B,)`` of ``images (B, C, H, W)`` (``input_lengths (B,)``, None: all
+        ``W``) read in pieces (:attr:`piece_chars`), from ``outputs``: ``{"encoded": ...}`` of the lines whole,
+        whose CTC reading (else greedy reading) places the cuts; None where no line is long enough to cut (or
+        pieces are off)."""
+        if self.piece_chars is None:
+            return None
+        if self.net.ctc_head is not None:
+            spans = character_spans(self.ctc_log_probs(outputs), outputs["encoded"][1].sum(1), Tokenizer.SOS)
+        else:
+            tokens, _, attention = self.net.search(*outputs["encoded"], self.tokenizer.EOS, max_length)
+            spans = attended_spans(tokens, attention, self.tokenizer.EOS)
+        stride = self.net.encoder.column_stride
+        cuts = [cut_columns(row, self.piece_chars, stride) for row in spans]
+        if not any(cuts):
+            return None
+        if input_lengths is None:
+            input_lengths = torch.full((images.size(0),), images.size(3), dtype=torch.long, device=images.device)
+        pieces, widths, owner = cut_lines(images, input_lengths, cuts)
+        tokens, scores, _ = super().forward(pieces, widths, max_length)
+        return join_readings(tokens, scores, owner, images.size(0), self.tokenizer.EOS, self.tokenizer.PAD)
+
+    def forward(self, inputs: torch.Tensor, input_lengths: torch.Tensor | None = None, max_length: int | None = None,
+                outputs: dict | None = None):
+        """As :meth:`Seq2SeqSystem.forward`; long lines read in pieces where :attr:`piece_chars` is set (their
+        attention: None)."""
+        if self.piece_chars is not None:
+            outputs = {"encoded": self.net.encode(inputs, input_lengths)} if outputs is None else outputs
+            read = self.read_in_pieces(inputs, input_lengths, outputs, max_length)
+            if read is not None:
+                return (*read, None)
+        return super().forward(inputs, input_lengths, max_length, outputs)
 
     def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         ce, outputs = super().compute_loss(batch)
@@ -190,8 +237,14 @@ class OCRSystem(Seq2SeqSystem):
 
     def update_metrics(self, batch: dict, outputs: dict, stage: str) -> None:
         targets = batch["targets"]  # (B, L)
-        more = self.other_views(batch["inputs"], batch.get("input_lengths")) if stage == "test" else ()
-        tokens, _, attention = self.decode_batch(batch, outputs, more)
+        read = None
+        if stage == "test":  # validation reads each line whole, and once
+            read = self.read_in_pieces(batch["inputs"], batch.get("input_lengths"), outputs, targets.size(1))
+        if read is not None:
+            tokens, attention = read[0], None
+        else:
+            more = self.other_views(batch["inputs"], batch.get("input_lengths")) if stage == "test" else ()
+            tokens, _, attention = self.decode_batch(batch, outputs, more)
         preds = align_predictions(tokens, targets.size(1), self.tokenizer.EOS, self.tokenizer.PAD)  # (B, L)
         unk = targets == self.tokenizer.UNK  # (B, L): a reference UNK is wrong whatever the prediction
         self.exact_match[stage].update(preds.masked_fill(unk, self.tokenizer.PAD), targets)

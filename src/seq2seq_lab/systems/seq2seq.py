@@ -105,12 +105,14 @@ class Seq2SeqSystem(BaseSystem):
             {s: nn.ModuleDict({k: MeanMetric() for k in EXPOSURE_METRICS}) for s in ("val", "test")}
         )
 
-    def forward(self, inputs: torch.Tensor, input_lengths: torch.Tensor | None = None, max_length: int | None = None):
+    def forward(self, inputs: torch.Tensor, input_lengths: torch.Tensor | None = None, max_length: int | None = None,
+                outputs: dict | None = None):
         """Decoded tokens ``(B, L')``, scores ``(B,)`` and attention (greedy) or None (beam); read together
-        with :meth:`other_views` of the inputs, where there are any."""
-        encoded = self.net.encode(inputs, input_lengths)
-        return self.net.search(*encoded, self.tokenizer.EOS, max_length, self.beam_width, self.fusion(),
-                               self.other_views(inputs, input_lengths), self.ctc_scorer({"encoded": encoded}))
+        with :meth:`other_views` of the inputs, where there are any. ``outputs``: ``{"encoded": ...}`` of these
+        inputs where the caller has encoded them already (and whatever it computed from that), else None."""
+        outputs = {"encoded": self.net.encode(inputs, input_lengths)} if outputs is None else outputs
+        return self.net.search(*outputs["encoded"], self.tokenizer.EOS, max_length, self.beam_width, self.fusion(),
+                               self.other_views(inputs, input_lengths), self.ctc_scorer(outputs))
 
     def fusion(self) -> LMFusion | None:
         """The language model that decoding fuses with the model's scores (none here)."""

@@ -106,6 +106,31 @@ def test_torchscript_export_is_verified_too(checkpoints, tmp_path):
     assert module(torch.zeros(3, 3, 32, 60), torch.tensor([60, 41, 9]))[0].shape == (3, 5)  # any batch and width
 
 
+def test_a_checkpoint_read_with_a_beam_views_and_pieces_exports_verified_against_its_greedy_reading(
+        checkpoints, tmp_path, caplog):
+    """The graph reads greedily, each line alone: a checkpoint whose config reads otherwise (ocr_zh_cpu's beam,
+    language model and views; ocr_zh_cpu_lines' pieces) still exports, verified against PyTorch reading so."""
+    import itertools
+
+    from seq2seq_lab.assemble import load_trained
+    from seq2seq_lab.export import export
+
+    reading = {"beam_width": 3, "views": [{"right": 2}, {"down": 1}], "piece_chars": 2}
+    datamodule, system = load_trained(str(checkpoints["attention"]), {"system": reading})
+    system.eval()
+    batches = list(itertools.islice(datamodule.val_dataloader(), 2))
+    with torch.no_grad():
+        configured = [t for b in batches for t in system.transcribe(b["inputs"], b["input_lengths"])[0]]
+        assert system.read_as_exported() == ["beam_width=3", "views", "piece_chars=2"]
+        greedy = [t for b in batches for t in system.transcribe(b["inputs"], b["input_lengths"])[0]]
+    assert configured != greedy, "the configured reading differs from the graph's on some line"
+    overrides = ["system.beam_width=3", "system.views=[{right: 2}, {down: 1}]", "system.piece_chars=2"]
+    with caplog.at_level("INFO"):
+        summary = export(compose_config("export", [f"ckpt_path={checkpoints['attention']}", *overrides], tmp_path))
+    assert summary["verify"] == {"lines": 12, "differing": 0, "agreement": 1.0}
+    assert "checkpoint's beam_width=3, views, piece_chars=2 are not part of it" in caplog.text
+
+
 def test_an_export_that_reads_differently_is_refused_and_removed(checkpoints, tmp_path, monkeypatch):
     import seq2seq_lab.deploy.exporting as exporting
     from seq2seq_lab.export import ExportError, export

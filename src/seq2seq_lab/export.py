@@ -81,6 +81,11 @@ def export(cfg: DictConfig) -> dict:
         raise ConfigError("int8=true: only with format=onnx (onnxruntime's dynamic quantization)")
     datamodule, system = load_trained(cfg.ckpt_path, {"data": cfg.get("data") or {}, "system": cfg.get("system") or {}})
     system.eval()
+    if hasattr(system, "read_as_exported"):  # the graph reads greedily, each line alone: verify against that
+        off = system.read_as_exported()
+        if off:
+            log.info("the graph reads greedily, each line alone, and is verified against PyTorch reading so: the "
+                     "checkpoint's %s are not part of it", ", ".join(off))
     verify_batches = _verification_batches(datamodule, cfg.verify_batches) if cfg.get("verify", True) else None
     out = Path(cfg.out or Path(cfg.paths.output_dir) / f"model{FORMATS[cfg.format]}")
     writer = export_onnx if cfg.format == "onnx" else export_torchscript

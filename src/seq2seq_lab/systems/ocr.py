@@ -158,6 +158,14 @@ class OCRSystem(Seq2SeqSystem):
             self._fusion = LMFusion(lm, float(self.lm_options["weight"]), bool(self.lm_options["relative"]))
         return self._fusion
 
+    def read_as_exported(self) -> list[str]:
+        off = super().read_as_exported()
+        off += [name for name, on in (("lm", self.fusion() is not None), ("views", bool(self.views)),
+                                      (f"ctc_decode_weight={self.ctc_decode_weight:g}", bool(self.ctc_decode_weight)),
+                                      (f"piece_chars={self.piece_chars}", self.piece_chars is not None)) if on]
+        self.lm_options, self._fusion, self.views, self.ctc_decode_weight, self.piece_chars = None, None, [], 0.0, None
+        return off
+
     def ctc_scorer(self, outputs: dict) -> CTCPrefixScorer | None:
         if not self.ctc_decode_weight:
             return None

@@ -114,6 +114,13 @@ class Seq2SeqSystem(BaseSystem):
         return self.net.search(*outputs["encoded"], self.tokenizer.EOS, max_length, self.beam_width, self.fusion(),
                                self.other_views(inputs, input_lengths), self.ctc_scorer(outputs))
 
+    def read_as_exported(self) -> list[str]:
+        """Read from now on as an exported graph reads (:mod:`seq2seq_lab.deploy.graphs`): greedily, each line
+        alone. Returns the settings this turned off (e.g. ``["beam_width=5"]``), for the log."""
+        off = [f"beam_width={self.beam_width}"] if self.beam_width > 1 else []
+        self.beam_width = 1
+        return off
+
     def fusion(self) -> LMFusion | None:
         """The language model that decoding fuses with the model's scores (none here)."""
         return None

@@ -159,8 +159,11 @@ class OCRSystem(Seq2SeqSystem):
         return self._fusion
 
     def read_as_exported(self) -> list[str]:
+        """As :meth:`Seq2SeqSystem.read_as_exported`; also without the language model, views, joint CTC decoding
+        and pieces."""
         off = super().read_as_exported()
-        off += [name for name, on in (("lm", self.fusion() is not None), ("views", bool(self.views)),
+        lm = self.lm_options is not None and bool(self.lm_options["weight"])
+        off += [name for name, on in (("lm", lm), ("views", bool(self.views)),
                                       (f"ctc_decode_weight={self.ctc_decode_weight:g}", bool(self.ctc_decode_weight)),
                                       (f"piece_chars={self.piece_chars}", self.piece_chars is not None)) if on]
         self.lm_options, self._fusion, self.views, self.ctc_decode_weight, self.piece_chars = None, None, [], 0.0, None

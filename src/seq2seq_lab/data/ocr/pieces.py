@@ -79,11 +79,10 @@ def attended_spans(tokens: torch.Tensor, attention: torch.Tensor, eos: int) -> l
 
 
 def cut_columns(spans: list[tuple[int, int]], chars: int, stride: int) -> list[int]:
-    """Pixel columns at which to cut a line whose characters sit at ``spans`` (:func:`character_spans`,
-    :func:`attended_spans`)
-    into ``k = round(n / chars)`` pieces of about ``chars`` of its ``n`` characters (none below 1.5 ``chars``):
-    each midway between the last column of one character and the first of the next, at ``stride`` pixels
-    per column (feature column ``j`` is centred on pixel ``stride * j``)."""
+    """Pixel columns at which to cut a line whose ``n`` characters sit at ``spans`` (:func:`character_spans`,
+    :func:`attended_spans`) into ``round(n / chars)`` pieces of about ``chars`` characters (none below 1.5
+    ``chars``): each midway between the last column of one character and the first of the next, at ``stride``
+    pixels per column (feature column ``j`` is centred on pixel ``stride * j``)."""
     n = len(spans)
     pieces = max(1, int(n / chars + 0.5))
     after = [round(j * n / pieces) for j in range(1, pieces)]  # the first character of each piece but the first

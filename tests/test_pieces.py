@@ -67,12 +67,13 @@ def _system(ctc_head: bool = True, attention: str | None = None, **kwargs):
     from seq2seq_lab.systems import OCRSystem
 
     torch.manual_seed(0)
-    model = CRNNAttention(12, Tokenizer("abcdefg").vocab_size, channels=1, width=256, hidden_dim=16, embed_dim=8, positions="concat",
-                          width_mult=0.25, rnn_hidden=16, ctc_head=ctc_head,
+    model = CRNNAttention(12, Tokenizer("abcdefg").vocab_size, channels=1, width=256, hidden_dim=16, embed_dim=8,
+                          positions="concat", width_mult=0.25, rnn_hidden=16, ctc_head=ctc_head,
                           **({"attention": attention} if attention else {}))
-    with torch.no_grad():  # an untrained head's argmax varies little along a line: make its reading vary more
-        model.ctc_head.linear.weight.normal_(0, 3) if ctc_head else None
-        model.decoder.output.bias[Tokenizer.EOS] = -3.0  # and the decoder write a few characters before its EOS
+    with torch.no_grad():
+        if ctc_head:  # an untrained head's argmax varies little along a line: make its reading vary more
+            model.ctc_head.linear.weight.normal_(0, 3)
+        model.decoder.output.bias[Tokenizer.EOS] = -3.0  # and make the decoder write a few characters before its EOS
     return OCRSystem(model, Tokenizer("abcdefg"), optimizer=torch.optim.Adam, beam_width=2, **kwargs).eval()
 
 

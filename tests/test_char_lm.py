@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from seq2seq_lab.data.lm_text import char_lm_from_text
+from seq2seq_lab.systems.lm_text import char_lm_from_text
 from seq2seq_lab.data.tokenizer import Tokenizer
 from seq2seq_lab.errors import ConfigError
 from seq2seq_lab.models import AttentionSeq2Seq
@@ -123,7 +123,7 @@ def test_eval_fuses_a_language_model_named_by_an_override(fake_data_dir, tmp_pat
     text.write_text("abc0123\nbad 12\n", encoding="utf-8")
 
     plain = evaluate(compose_config("eval", [f"ckpt_path={ckpt}", "trainer=cpu", "breakdown=false"], tmp_path / "e1"))
-    with caplog.at_level("INFO", logger="seq2seq_lab.data.lm_text"):
+    with caplog.at_level("INFO", logger="seq2seq_lab.systems.lm_text"):
         fused = evaluate(compose_config("eval", [f"ckpt_path={ckpt}", "trainer=cpu", "breakdown=false",
                                                  f"+system.lm={{text_file: {text}, weight: 0.5}}"], tmp_path / "e2"))
     assert "character 3-gram model of" in caplog.text

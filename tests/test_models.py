@@ -192,15 +192,6 @@ def test_keras_recipe_parameter_counts():
     assert sum(p.numel() for p in attention.parameters()) == 25836
 
 
-def test_models_layer_imports_neither_lightning_nor_hydra():
-    import pathlib
-
-    root = pathlib.Path(__file__).parents[1] / "src" / "seq2seq_lab" / "models"
-    for path in root.glob("*.py"):
-        text = path.read_text()
-        assert "import lightning" not in text and "import hydra" not in text, path
-
-
 def test_position_attention_takes_steps_past_its_slots_only_as_padding():
     torch.manual_seed(0)
     attention = ATTENTIONS["position"](8, 6, max_positions=4)

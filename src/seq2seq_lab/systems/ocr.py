@@ -6,7 +6,7 @@ import logging
 
 import torch
 
-from seq2seq_lab.data.lm_text import char_lm_from_text
+from seq2seq_lab.systems.lm_text import char_lm_from_text
 from seq2seq_lab.data.ocr.pieces import (attended_spans, character_spans, check_piece_chars, cut_columns, cut_lines,
                                          join_readings)
 from seq2seq_lab.data.ocr.views import line_view, line_views

@@ -46,6 +46,8 @@ BAD_CONFIGS = [
     ("+model.column_stride=2", "model.column_stride=2: must be one of 4, 8"),
     ("+model.conv_channels=[8,16,32]", r"model.conv_channels=\[8, 16, 32\]: must be null or a list of 7 integers"),
     ("+system.ctc_weight=1", r"system.ctc_weight=1: must be a number in \[0, 1\)"),
+    ("callbacks.ema={_target_:seq2seq_lab.callbacks.WeightEMA,decay:1.5}", r"callbacks.ema.decay=1.5: must be a number in \[0, 1\)"),
+    ("callbacks.ema={_target_:seq2seq_lab.callbacks.WeightEMA,start_step:-1}", "callbacks.ema.start_step=-1: must be an integer >= 0"),
     ("model.attention._target_=seq2seq_lab.models.attention.Nope", "model.attention='seq2seq_lab.models.attention.Nope': must be one of none, mlp"),
 ]
 

@@ -94,6 +94,8 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("system.ctc_weight", rate, "a number in [0, 1)"),
     ("system.optimizer.lr", positive_number, "a number > 0"),
     ("trainer.max_epochs", lambda v: v == -1 or positive_int(v), "an integer >= 1 (or -1)"),
+    ("callbacks.ema.decay", rate, "a number in [0, 1)"),
+    ("callbacks.ema.start_step", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
 ]
 
 

@@ -9,8 +9,9 @@ from seq2seq_lab.callbacks.progress_lines import ProgressLines
 from seq2seq_lab.callbacks.run_budget import RunBudget
 from seq2seq_lab.callbacks.sample_predictions import SamplePredictions
 from seq2seq_lab.callbacks.validate_at_max_steps import ValidateAtMaxSteps
+from seq2seq_lab.callbacks.weight_average import WeightEMA
 
 __all__ = [
     "AttentionImages", "ConfusionMatrixImage", "GracefulStop", "MetricsJSON", "ProgressLines", "ReseedEachEpoch", "RunBudget", "SamplePredictions",
-    "StopOnNonFiniteLoss", "ValidateAtMaxSteps",
+    "StopOnNonFiniteLoss", "ValidateAtMaxSteps", "WeightEMA",
 ]

@@ -6,7 +6,6 @@ import logging
 
 import torch
 
-from seq2seq_lab.systems.lm_text import char_lm_from_text
 from seq2seq_lab.data.ocr.pieces import (attended_spans, character_spans, check_piece_chars, cut_columns, cut_lines,
                                          join_readings)
 from seq2seq_lab.data.ocr.views import line_view, line_views
@@ -18,6 +17,7 @@ from seq2seq_lab.models.ctc_prefix import CTCPrefixScorer
 from seq2seq_lab.models.search import until_eos
 from seq2seq_lab.systems.attention_stats import AttentionStats, ctc_agreement
 from seq2seq_lab.systems.guided_attention import GuideSchedule, diagonal_guide_loss
+from seq2seq_lab.systems.lm_text import char_lm_from_text
 from seq2seq_lab.systems.seq2seq import Seq2SeqSystem, align_predictions
 from seq2seq_lab.systems.text_metrics import decode_references, text_metrics
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import lightning as L
 import pytest
 import torch
@@ -19,7 +21,7 @@ EMA = ["+callbacks.ema._target_=seq2seq_lab.callbacks.WeightEMA", "+callbacks.em
 class WeightsAtTest(L.Callback):
     """Keeps a copy of the weights the automatic test reads."""
 
-    seen: dict[str, torch.Tensor] = {}
+    seen: ClassVar[dict[str, torch.Tensor]] = {}
 
     def on_test_start(self, trainer, pl_module) -> None:
         WeightsAtTest.seen = {k: v.clone() for k, v in pl_module.state_dict().items()}

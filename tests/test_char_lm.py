@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-from seq2seq_lab.systems.lm_text import char_lm_from_text
 from seq2seq_lab.data.tokenizer import Tokenizer
 from seq2seq_lab.errors import ConfigError
 from seq2seq_lab.models import AttentionSeq2Seq
 from seq2seq_lab.models.char_lm import CharNgramLM, LMFusion
 from seq2seq_lab.models.search import beam
+from seq2seq_lab.systems.lm_text import char_lm_from_text
 from seq2seq_lab.systems.ocr import check_lm_options
 
 V, CHARS = 8, range(2, 8)  # ids 0 and 1 are SOS and EOS

@@ -45,9 +45,16 @@ def test_the_checkpoint_and_the_test_after_fit_hold_the_average(tmp_path):
     assert _differ(average, trained)  # 16 steps at decay 0.8: the average lags the trained weights
     # Lightning's own callback would have put the trained weights back for the test
     assert WeightsAtTest.seen.keys() == average.keys() and not _differ(WeightsAtTest.seen, average)
-    # BatchNorm's counter is copied, not averaged
-    counters = [k for k in average if k.endswith("num_batches_tracked")]
-    assert all(torch.equal(average[k], trained[k]) for k in counters)
+
+
+def test_the_average_follows_until_start_step_then_moves_1_minus_decay_and_copies_counters():
+    from seq2seq_lab.callbacks import WeightEMA
+
+    ema, zeros, ones, n = WeightEMA(decay=0.75, start_step=2), torch.zeros(2), torch.ones(2), torch.tensor(1)
+    assert ema.should_update(step_idx=1) and torch.equal(ema._average(zeros, ones, n), ones)
+    assert ema.should_update(step_idx=2) and torch.equal(ema._average(zeros, ones, n), torch.full((2,), 0.25))
+    assert torch.equal(ema._average(torch.tensor([3]), torch.tensor([7]), n), torch.tensor([7]))  # num_batches_tracked
+    assert not ema.should_update(epoch_idx=0)
 
 
 def test_a_run_shorter_than_start_step_saves_its_trained_weights(tmp_path):

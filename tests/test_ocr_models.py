@@ -51,21 +51,50 @@ def test_conv_channels_set_each_layers_width_outright():
             CRNNEncoder(conv_channels=bad)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("stride", [4, 8])
-def test_the_right_margin_covers_what_the_last_valid_column_reads(stride):
-    """RIGHT_MARGIN is what the last valid column reads past the content, rounded up to whole columns:
-    a margin one column narrower would let it read the batch's padding for some widths."""
-    from seq2seq_lab.models.crnn import RIGHT_MARGIN
+@pytest.mark.parametrize("width", [97, 100, 61])
+def test_each_row_of_a_padded_batch_reads_as_if_alone(stride, width, channels_last):
+    """A row's valid feature columns in a wider batch equal those of the row alone, cropped to its width:
+    in eval mode, and in training mode where BatchNorm takes its statistics over the valid columns only
+    (a batch of one row and its copy padded with noise give the same statistics)."""
+    torch.manual_seed(0)
+    encoder = CRNNEncoder(channels=1, **{**SLIM, "conv_channels": (8, 16, 16, 16, 32, 32, 32)}, batch_norm="all",
+                          column_stride=stride, channels_last=channels_last)
+    line = torch.rand(1, 1, 32, width)
+    batch = torch.cat([torch.cat([line, torch.rand(1, 1, 32, 300 - width) * 5], 3), torch.rand(1, 1, 32, 300)])
+    widths = torch.tensor([width, 300])
+    n = encoder.columns(width)
+    for training in (False, True):
+        encoder.train(training)
+        with torch.set_grad_enabled(training):
+            alone = encoder.features(line)  # (1, n, C')
+            if training:  # the same statistics from the row twice, once padded with noise
+                twice = torch.cat([batch[:1], batch[:1]])
+                padded = encoder.features(twice, torch.tensor([width, width]))[:1]
+            else:
+                padded = encoder.features(batch, widths)[:1]
+        assert padded.shape[1] == encoder.columns(300)
+        assert torch.allclose(padded[:, :n], alone, atol=1e-5), (training, (padded[:, :n] - alone).abs().max())
+        assert padded[:, n:].abs().max() < 1e-6  # zero past the valid columns
+    # rows that fill the batch run the stack as it is
+    with torch.no_grad():
+        assert torch.equal(encoder.features(batch[1:], widths[1:]), encoder.features(batch[1:]))
 
-    encoder = CRNNEncoder(channels=1, **SLIM, column_stride=stride).eval()
-    images = torch.rand(1, 1, 32, 400, requires_grad=True)
-    features = encoder.features(images)  # (1, T', C')
-    reach = []
-    for j in range(10, 30):
-        grad, = torch.autograd.grad(features[0, j].abs().sum(), images, retain_graph=True)
-        reach.append(grad[0, 0].abs().sum(0).nonzero().max().item() - stride * j)  # last pixel read, past 4j or 8j
-    # the last valid column of a w-pixel row, w // stride, reads up to pixel w + max(reach): max(reach) + 1 past it
-    assert RIGHT_MARGIN[stride] - stride < max(reach) + 1 <= RIGHT_MARGIN[stride]
+
+def test_masked_batch_norm_keeps_running_statistics_of_the_valid_columns():
+    from seq2seq_lab.models.masked_conv import column_mask, masked_batch_norm
+
+    torch.manual_seed(0)
+    norm, plain = torch.nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3)
+    x = torch.randn(2, 3, 4, 10)
+    mask = column_mask(torch.tensor([6, 10]), 10, x)
+    out = masked_batch_norm(norm, x + (1 - mask) * 100, mask)  # the padding's values count for nothing
+    valid = torch.cat([x[0, :, :, :6].reshape(3, -1), x[1].reshape(3, -1)], 1)  # (3, 64)
+    want = plain(valid.T.reshape(64, 3, 1, 1)).reshape(64, 3).T  # (3, 64)
+    assert torch.allclose(torch.cat([out[0, :, :, :6].reshape(3, -1), out[1].reshape(3, -1)], 1), want, atol=1e-5)
+    assert torch.allclose(norm.running_mean, plain.running_mean) and torch.allclose(norm.running_var, plain.running_var)
+    assert norm.num_batches_tracked.item() == 1
 
 
 def test_crnn_masks_columns_beyond_the_content_width_and_takes_other_sizes():

@@ -11,10 +11,10 @@ columns (36 for 280), so the layers after it, the RNN layers and the attention
 read half as many steps.
 
 Column ``j`` reads pixels ``4j - 27 .. 4j + 26`` (stride 8: ``8j - 39 .. 8j + 38``).
-Given content widths, the encoder appends :data:`RIGHT_MARGIN` replicated columns
-before the conv stack, so the last valid column of every row reads its own pixels
-(or its repeated last column), never the zero border of the batch: a valid
-column's features do not depend on how wide the batch is.
+Given content widths, the conv stack reads each row as if it were alone, cropped to its
+width (:func:`~seq2seq_lab.models.masked_conv.run_masked`): every layer's columns past the
+row's valid ones are zeroed, as the layers' own padding would show the row's edge, so a
+valid column's features do not depend on how wide the batch is.
 """
 
 from __future__ import annotations
@@ -28,19 +28,17 @@ from torch import nn
 
 from seq2seq_lab.models.cells import check_cell
 from seq2seq_lab.models.encoders import lengths_to_mask, run_packed
+from seq2seq_lab.models.masked_conv import run_masked
 from seq2seq_lab.models.positions import CONCAT_DIM, add_positions, concat_positions
 
 __all__ = ["BATCH_NORM", "COLUMN_STRIDES", "CONV_CHANNELS", "CRNNEncoder", "MaxPool2x2", "NARROW_CHANNELS_LAST",
-           "RIGHT_MARGIN", "conv_columns", "reverse_valid", "valid_conv_channels"]
+           "conv_columns", "reverse_valid", "valid_conv_channels"]
 
 CONV_CHANNELS = (64, 128, 256, 256, 512, 512, 512)
 BATCH_NORM = {"reference": (2, 4, 6), "all": tuple(range(7))}  # conv layers followed by BatchNorm (0-based)
 _RNN = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
-# pixels per feature column -> replicated columns appended to the content: the last valid column of a
-# w-pixel row (w // s) reads pixels up to s (w // s) + 26 <= w + 26 (s = 4) or + 38 <= w + 38 (s = 8), so
-# 27 or 39 past the content, rounded up to whole columns
-RIGHT_MARGIN = {4: 28, 8: 40}
-COLUMN_STRIDES = tuple(RIGHT_MARGIN)
+COLUMN_STRIDES = (4, 8)  # pixels per feature column
+MIN_WIDTH = 4  # the narrowest image the conv stack takes (two 2x2 poolings, then a 2x2 conv)
 # channels_last BatchNorm and max pooling on a map of fewer channels than this run about twice as slow as
 # on a contiguous one (the CPU kernels vectorise over the channels): training's first block of 8 channels
 # at 32 x 280 took 69-76 ms against 38-48 per batch of 64, forward and backward; from 16 channels up
@@ -208,10 +206,10 @@ class CRNNEncoder(nn.Module):
             layers and the attention cost about half).
 
     ``input_lengths (B,)`` given to :meth:`forward` are content widths in pixels (the
-    ``input_lengths`` of the OCR batches). With them the images get :data:`RIGHT_MARGIN`
-    (for the stride) replicated columns before the conv stack (dropped again after it), the RNN layers read
-    each row's valid columns only, and the mask and summary cover those columns:
-    a row's memory on its valid columns is the same however wide its batch is.
+    ``input_lengths`` of the OCR batches). With them the conv stack reads each row as if alone,
+    cropped to its width (:meth:`features`), the RNN layers read each row's valid columns only, and
+    the mask and summary cover those columns: a row's memory on its valid columns is the same however
+    wide its batch is.
     """
 
     def __init__(
@@ -263,32 +261,53 @@ class CRNNEncoder(nn.Module):
         """Steps ``T'`` of the memory for images ``width`` pixels wide (71 for 280; 36 at stride 8)."""
         return conv_columns(width, self.column_stride)
 
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """The conv stack: ``(B, C, H, W) -> (B, T', C')`` column features."""
-        if not self.channels_last:
-            maps = self.cnn(images)  # (B, C', H', T')
-        elif self.contiguous_head and torch.is_grad_enabled() and isinstance(self.cnn, nn.Sequential):
-            # training (inference runs channels_last throughout, where the bench read it ~3% faster); a quantized
-            # stack (quantize.py) runs whole
-            head = self.contiguous_head
-            maps = self.cnn[head:](self.cnn[:head](images).contiguous(memory_format=torch.channels_last))
+    def features(self, images: torch.Tensor, widths: torch.Tensor | None = None) -> torch.Tensor:
+        """The conv stack: ``(B, C, H, W) -> (B, T', C')`` column features. With ``widths (B,)`` (pixels)
+        each row's valid columns are those of the row alone, cropped to its width; a batch whose rows
+        all fill it runs the stack as it is (an exported graph masks whatever the widths)."""
+        exporting = torch.compiler.is_exporting() or torch.jit.is_tracing()
+        if widths is not None and (exporting or bool((widths < images.size(3)).any())):
+            maps = self._masked_maps(images, widths)
         else:
-            maps = self.cnn(images.contiguous(memory_format=torch.channels_last))
+            maps = self._maps(images)  # (B, C', H', T')
         maps = maps.mean(2) if maps.size(2) > 1 else maps.squeeze(2)
         return maps.transpose(1, 2).contiguous()
 
-    def padded_features(self, images: torch.Tensor) -> torch.Tensor:
-        """:meth:`features` of ``images (B, C, H, W)`` with :data:`RIGHT_MARGIN` replicated columns
-        appended: ``(B, T', C')``, the ``T' = W // column_stride + 1`` columns of the unpadded width."""
-        padded = F.pad(images, (0, RIGHT_MARGIN[self.column_stride], 0, 0), mode="replicate")
-        return self.features(padded)[:, : self.columns(images.size(3))]
+    def _maps(self, images: torch.Tensor) -> torch.Tensor:
+        """The conv stack's maps ``(B, C', H', T')`` of ``images (B, C, H, W)``."""
+        if not self.channels_last:
+            return self.cnn(images)
+        if self.contiguous_head and torch.is_grad_enabled() and isinstance(self.cnn, nn.Sequential):
+            # training (inference runs channels_last throughout, where the bench read it ~3% faster); a quantized
+            # stack (quantize.py) runs whole
+            head = self.contiguous_head
+            return self.cnn[head:](self.cnn[:head](images).contiguous(memory_format=torch.channels_last))
+        return self.cnn(images.contiguous(memory_format=torch.channels_last))
+
+    def _masked_maps(self, images: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
+        """The maps ``(B, C', H', T')`` of ``images (B, C, H, W)`` whose rows are ``widths (B,)`` pixels
+        wide, each row's as if alone (zero past its valid columns)."""
+        if isinstance(self.cnn, nn.Sequential):
+            start = None
+            if self.channels_last:
+                start = self.contiguous_head if self.contiguous_head and torch.is_grad_enabled() else 0
+            return run_masked(self.cnn, images, widths, start)[0]
+        # a quantized stack (quantize.py) runs whole: each width's rows cropped to it
+        maps = None
+        for width in widths.clamp(max=images.size(3)).unique().tolist():
+            rows = (widths.clamp(max=images.size(3)) == width).nonzero().squeeze(1)
+            part = self._maps(images[rows, :, :, : max(width, MIN_WIDTH)])  # (n, C', H', t)
+            if maps is None:
+                maps = part.new_zeros(images.size(0), part.size(1), part.size(2), self.columns(images.size(3)))
+            maps[rows, :, :, : part.size(3)] = part
+        return maps
 
     def forward(
         self, images: torch.Tensor, input_lengths: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``images (B, C, H, W)``, ``input_lengths (B,)`` pixel widths or None ->
         ``memory (B, T', K)``, ``mask (B, T')``, ``summary (B, K)``."""
-        x = self.features(images) if input_lengths is None else self.padded_features(images)
+        x = self.features(images, input_lengths)
         batch, steps, _ = x.shape
         lengths = None if input_lengths is None else self.columns(input_lengths).clamp(1, steps)
         for i, layer in enumerate(self.rnns):

@@ -759,3 +759,18 @@ def test_explicit_column_encodings_win_and_a_bad_value_is_refused(tiny_corpus, t
     cfg = compose_config("train", ["experiment=ocr_crnn_attention", "model.positions=maybe"], tmp_path)
     with pytest.raises(ConfigError, match="model.positions"):
         validate_config(cfg, check_paths=False)
+
+
+def test_the_summary_under_bf16_is_the_mean_rounded_once():
+    """With widths that fill the batch the summary is ``memory.mean(1)`` to the bit, under bf16 autocast
+    too (a bf16 sum rounded before its division sent training elsewhere from the first step), and
+    with padding the mean over the valid columns."""
+    torch.manual_seed(0)
+    encoder = CRNNEncoder(channels=1, **SLIM).eval()
+    images = torch.rand(3, 1, 32, 120)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        memory, _, summary = encoder(images, torch.tensor([120, 120, 120]))
+        assert memory.dtype == summary.dtype == torch.bfloat16
+        assert torch.equal(summary, memory.mean(1))
+        memory, _, summary = encoder(images, torch.tensor([120, 64, 120]))
+        assert torch.equal(summary[1], memory[1, :17].mean(0))

@@ -320,6 +320,8 @@ class CRNNEncoder(nn.Module):
         if lengths is None:
             summary = x.mean(1)
         else:
-            weights = mask.to(x.dtype).unsqueeze(2)
-            summary = (x * weights).sum(1) / weights.sum(1)
+            # summed in fp32 and rounded once, as x.mean(1) is: under bf16 a bf16 sum, rounded and then divided,
+            # sent training off on another course from the first step (docs/ocr.md, "Variable widths")
+            weights = mask.unsqueeze(2).float()
+            summary = ((x * weights).sum(1, dtype=torch.float32) / weights.sum(1)).to(x.dtype)
         return x, mask, summary

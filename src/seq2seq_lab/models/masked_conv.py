@@ -36,7 +36,7 @@ def column_mask(widths: torch.Tensor, columns: int, like: torch.Tensor) -> torch
 def masked_batch_norm(norm: nn.BatchNorm2d, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``norm`` in training mode over ``x (B, C, H, W)`` with statistics over ``mask (B, 1, 1, W)``'s
     columns only (its running statistics updated from them as ``nn.BatchNorm2d`` would); ``(B, C, H, W)``."""
-    values = x.float()
+    values, mask = x.float(), mask.float()  # a bf16 count of more than 256 columns would be rounded
     count = mask.sum() * x.size(2)
     mean = (values * mask).sum((0, 2, 3)) / count  # (C,)
     var = ((values - mean[:, None, None]).square() * mask).sum((0, 2, 3)) / count  # (C,), biased

@@ -293,9 +293,9 @@ class CRNNEncoder(nn.Module):
                 start = self.contiguous_head if self.contiguous_head and torch.is_grad_enabled() else 0
             return run_masked(self.cnn, images, widths, start)[0]
         # a quantized stack (quantize.py) runs whole: each width's rows cropped to it
-        maps = None
-        for width in widths.clamp(max=images.size(3)).unique().tolist():
-            rows = (widths.clamp(max=images.size(3)) == width).nonzero().squeeze(1)
+        maps, widths = None, widths.clamp(max=images.size(3))
+        for width in widths.unique().tolist():
+            rows = (widths == width).nonzero().squeeze(1)
             part = self._maps(images[rows, :, :, : max(width, MIN_WIDTH)])  # (n, C', H', t)
             if maps is None:
                 maps = part.new_zeros(images.size(0), part.size(1), part.size(2), self.columns(images.size(3)))

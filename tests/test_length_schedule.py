@@ -85,6 +85,30 @@ def test_training_progress_is_the_further_of_steps_and_time():
     assert training_progress(trainer) == 0.0 and training_progress(None) == 0.0
 
 
+def test_training_progress_follows_the_one_cycle_schedule_and_its_clock_slack():
+    """With OneCycleWithinTime the stages start where its learning rates say the run is: the
+    steps' share while the clock leads by less than the slack (a seed fixes the stage), the
+    clock's once it leads by more (the old max would have taken the clock's 0.304 at once)."""
+    import torch
+
+    from seq2seq_lab.systems.schedules import OneCycleWithinTime
+
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    scheduler = OneCycleWithinTime(optimizer, max_lr=1e-3, total_steps=1001, max_seconds=100.0, clock_slack=0.01)
+    for _ in range(300):
+        scheduler.step()
+    timer = Timer(duration="00:00:01:40")
+    timer.time_elapsed = lambda stage="train": 30.4
+    trainer = SimpleNamespace(estimated_stepping_batches=1001, global_step=300, callbacks=[timer],
+                              lr_scheduler_configs=[SimpleNamespace(scheduler=scheduler)])
+    scheduler.elapsed = 30.4  # the clock's position 304: 4 steps ahead, under the slack of 10
+    assert training_progress(trainer) == pytest.approx(0.3)
+    scheduler.elapsed = 31.5  # 315: 15 steps ahead, the clock drives
+    assert training_progress(trainer) == pytest.approx(0.315)
+    trainer.lr_scheduler_configs = []  # no such scheduler: the larger share, as before
+    assert training_progress(trainer) == pytest.approx(0.304)
+
+
 def test_the_schedule_survives_lightning_distributed_sampler_injection():
     """Under DDP, Lightning re-creates the batch sampler around a DistributedSampler: each rank
     keeps the schedule, and the ranks run as many batches."""

@@ -471,22 +471,33 @@ def test_the_data_module_trains_on_short_lines_first(corpus):
         make_dm(corpus, length_schedule=[[0, 4]], on_the_fly=True, synth={"out_dir": None})
 
 
-def test_a_run_takes_the_long_lines_from_the_scheduled_share_of_its_steps(corpus, tmp_path):
-    """In a real fit, the run's progress (steps of max_steps here) moves the stage."""
+@pytest.mark.parametrize("one_cycle", [False, True], ids=["steps", "one-cycle-position"])
+def test_a_run_takes_the_long_lines_from_the_scheduled_share_of_its_steps(corpus, tmp_path, one_cycle):
+    """In a real fit, the run's progress (steps of max_steps here, or the position of its
+    OneCycleWithinTime, which keeps to the steps within an ample time budget) moves the stage."""
     import lightning as L
+
+    from seq2seq_lab.systems.schedules import OneCycleWithinTime
 
     class Recorder(L.LightningModule):
         def __init__(self):
             super().__init__()
             self.weight = torch.nn.Parameter(torch.zeros(()))
             self.seen: list[list[str]] = []
+            self.read_progress: list[float] = []  # what the sampler read from the one-cycle schedule
 
         def training_step(self, batch, batch_idx):
             self.seen.append(batch["texts"])
             return (self.weight - 1.0) ** 2
 
         def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.1)
+            optimizer = torch.optim.SGD(self.parameters(), lr=0.1)
+            if not one_cycle:
+                return optimizer
+            schedule = OneCycleWithinTime(optimizer, max_lr=0.1, total_steps=12, max_seconds=3600.0)
+            progress = schedule.progress
+            schedule.progress = lambda: self.read_progress.append(progress()) or self.read_progress[-1]
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     model = Recorder()
     trainer = L.Trainer(max_steps=12, accelerator="cpu", logger=False, enable_checkpointing=False,
@@ -495,3 +506,4 @@ def test_a_run_takes_the_long_lines_from_the_scheduled_share_of_its_steps(corpus
     longest = [max(map(len, texts)) for texts in model.seen]
     assert len(longest) == 12 and max(longest[:6]) <= 4  # steps 0-5: before half of max_steps
     assert max(longest[8:]) > 4  # a batch or so late: the loop fetches the next batch ahead
+    assert bool(model.read_progress) == one_cycle

@@ -8,8 +8,9 @@ same run::
     length_schedule: [[0, 10], [0.6, 40]]   # lines of at most 10 characters, then all up to 40 from 60% of the run
 
 :class:`LengthScheduleBatchSampler` picks the stage at every batch from
-:func:`training_progress` (the larger of the steps' and the time's share of the
-run, as :class:`~seq2seq_lab.systems.schedules.OneCycleWithinTime` counts it).
+:func:`training_progress`: the learning-rate schedule's own position where it has one
+(:class:`~seq2seq_lab.systems.schedules.OneCycleWithinTime`, which follows the steps while
+they keep pace with the time budget), else the larger of the steps' and the time's share.
 """
 
 from __future__ import annotations
@@ -60,13 +61,21 @@ def check_length_schedule(schedule: Any, key: str = "data.length_schedule") -> t
 def training_progress(trainer: Any) -> float:
     """How far ``trainer``'s training is, from 0 to 1.
 
-    The larger of its optimizer steps' share of ``trainer.estimated_stepping_batches``
+    Where a learning-rate scheduler of the run tells its progress (a ``progress()``
+    method, as :class:`~seq2seq_lab.systems.schedules.OneCycleWithinTime` has), that:
+    the steps' share while they keep pace with the time budget, so a seed fixes when a
+    stage starts, and the clock's once it leads by the scheduler's slack. Otherwise the
+    larger of its optimizer steps' share of ``trainer.estimated_stepping_batches``
     (``max_steps``, or ``max_epochs``' batches) and its training time's share of
     ``trainer.max_time`` (the ``Timer`` callback's limit, which ``callbacks.run_budget``
     may have shortened). 0 without a trainer.
     """
     if trainer is None:
         return 0.0
+    for config in getattr(trainer, "lr_scheduler_configs", None) or ():
+        progress = getattr(config.scheduler, "progress", None)
+        if callable(progress):
+            return min(max(float(progress()), 0.0), 1.0)
     shares = [0.0]
     total = trainer.estimated_stepping_batches
     if 0 < total < float("inf"):

@@ -93,6 +93,14 @@ class OneCycleWithinTime(LRScheduler):
                 step = max(step, clock)
         return min(step, self.total_steps - 1.0)
 
+    def progress(self) -> float:
+        """How far the run is through the cycle, 0 to 1 (:meth:`position` over ``total_steps - 1``).
+
+        What ``data.length_schedule`` reads (:func:`~seq2seq_lab.data.length_schedule.training_progress`),
+        so that its stages start where the learning rates say the run is, slack included.
+        """
+        return self.position() / (self.total_steps - 1) if self.total_steps > 1 else 1.0
+
     def _phase(self) -> tuple[float, bool]:
         """The fraction of the current phase done, and whether it is the warm-up."""
         step = self.position()

@@ -48,3 +48,23 @@ def test_bench_inference_decodes_every_step_even_when_the_model_says_eos_at_once
     with torch.no_grad():
         assert system(batch["inputs"])[0].shape == (2, 1)  # the system stops at EOS
         assert infer(system, batch)[0].shape == (2, datamodule.output_length)  # the bench does not
+
+
+def test_bench_batches_of_padded_rows_run_the_masked_stack(tmp_path):
+    """bench.min_width_share gives rows narrower than the batch (one row full), as width-bucketed lines are."""
+    from seq2seq_lab.assemble import build_datamodule
+    from seq2seq_lab.bench import synthetic_batches
+
+    cfg = compose_config("bench", ["experiment=ocr_crnn_attention", "bench.charset_size=12"], tmp_path)
+    cfg.data.charset = str(tmp_path / "charset.txt")
+    (tmp_path / "charset.txt").write_text("".join(f"{c}\n" for c in "abcdefghijkl"), encoding="utf-8")
+    datamodule = build_datamodule(cfg)
+    width = datamodule.contract.width
+    full = synthetic_batches(datamodule, 16, 1, seed=0)[0]["input_lengths"]
+    assert full.tolist() == [width] * 16
+    padded = synthetic_batches(datamodule, 16, 2, seed=0, min_width_share=0.5)
+    for batch in padded:
+        widths = batch["input_lengths"]
+        assert widths[0] == width and bool((widths >= width // 2).all()) and bool((widths < width).any())
+    with pytest.raises(ConfigError, match="bench.min_width_share must be in"):
+        synthetic_batches(datamodule, 2, 1, seed=0, min_width_share=1.5)

@@ -87,14 +87,44 @@ def test_masked_batch_norm_keeps_running_statistics_of_the_valid_columns():
 
     torch.manual_seed(0)
     norm, plain = torch.nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3)
+    with torch.no_grad():
+        for module in (norm, plain):
+            module.weight.copy_(torch.tensor([0.5, 2.0, -1.0]))
+            module.bias.copy_(torch.tensor([0.1, -0.3, 0.7]))
     x = torch.randn(2, 3, 4, 10)
     mask = column_mask(torch.tensor([6, 10]), 10, x)
-    out = masked_batch_norm(norm, x + (1 - mask) * 100, mask)  # the padding's values count for nothing
-    valid = torch.cat([x[0, :, :, :6].reshape(3, -1), x[1].reshape(3, -1)], 1)  # (3, 64)
+    padded = (x + (1 - mask) * 100).requires_grad_()  # the padding's values count for nothing
+    out = masked_batch_norm(norm, padded, mask)
+    valid = torch.cat([x[0, :, :, :6].reshape(3, -1), x[1].reshape(3, -1)], 1).requires_grad_()  # (3, 64)
     want = plain(valid.T.reshape(64, 3, 1, 1)).reshape(64, 3).T  # (3, 64)
-    assert torch.allclose(torch.cat([out[0, :, :, :6].reshape(3, -1), out[1].reshape(3, -1)], 1), want, atol=1e-5)
+
+    def valid_columns(maps):
+        return torch.cat([maps[0, :, :, :6].reshape(3, -1), maps[1].reshape(3, -1)], 1)
+
+    assert torch.allclose(valid_columns(out), want, atol=1e-5)
     assert torch.allclose(norm.running_mean, plain.running_mean) and torch.allclose(norm.running_var, plain.running_var)
     assert norm.num_batches_tracked.item() == 1
+    # gradients as BatchNorm's over the valid columns alone (the padding's gradient zero, as the mask after ReLU leaves it)
+    grad = torch.randn(2, 3, 4, 10) * mask
+    out.backward(grad)
+    want.backward(valid_columns(grad))
+    assert torch.allclose(valid_columns(padded.grad), valid.grad, atol=1e-5)
+    assert padded.grad[0, :, :, 6:].abs().max() == 0
+    assert torch.allclose(norm.weight.grad, plain.weight.grad, atol=1e-4)
+    assert torch.allclose(norm.bias.grad, plain.bias.grad, atol=1e-4)
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_masked_batch_norm_gradients_on_every_column(affine):
+    """Exact also where the padding's outputs get a gradient (they depend on the valid columns' statistics)."""
+    from seq2seq_lab.models.masked_conv import column_mask, masked_batch_norm
+
+    torch.manual_seed(0)
+    norm = torch.nn.BatchNorm2d(4, affine=affine, track_running_stats=False).double()
+    x = torch.randn(3, 4, 2, 9, dtype=torch.double, requires_grad=True)
+    mask = column_mask(torch.tensor([5, 9, 2]), 9, x)
+    inputs = (x, norm.weight, norm.bias) if affine else (x,)
+    assert torch.autograd.gradcheck(lambda x, *_: masked_batch_norm(norm, x, mask), inputs)
 
 
 def test_crnn_masks_columns_beyond_the_content_width_and_takes_other_sizes():

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import statistics
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ from torch.utils.data import DataLoader
 
 from seq2seq_lab.assemble import build_datamodule, build_system
 from seq2seq_lab.configs import config_dir
-from seq2seq_lab.errors import reported_errors
+from seq2seq_lab.errors import ConfigError, reported_errors
 from seq2seq_lab.models.seq2seq import Seq2Seq
 from seq2seq_lab.precision import check_quantize, precision_plugin, quantize_system, resolve_trainer_precision
 from seq2seq_lab.validation import validate_config
@@ -84,17 +85,29 @@ def bench_charset(cfg: DictConfig) -> None:
                  "(bench.charset_size=N for another size)", charset, REFERENCE_CHARSET_SIZE)
 
 
-def synthetic_batches(datamodule, batch_size: int, count: int, seed: int) -> list[dict]:
+def synthetic_batches(datamodule, batch_size: int, count: int, seed: int, min_width_share: float | None = None
+                      ) -> list[dict]:
     """``count`` random batches shaped as the data module's contract says: images ``(B, C, H, W)``
-    of the maximum width with ``input_lengths (B,)`` all ``W`` (text lines), else sequences
-    ``(B, input_length, input_dim)``; token targets ``(B, output_length)``, or labels ``(B,)``."""
+    of the maximum width with ``input_lengths (B,)`` (text lines), else sequences
+    ``(B, input_length, input_dim)``; token targets ``(B, output_length)``, or labels ``(B,)``.
+
+    ``input_lengths`` are all ``W`` without ``min_width_share``; with it each row's is drawn from
+    ``[min_width_share * W, W]`` and the first row's is ``W``, as in a batch of lines of natural width
+    bucketed by width (the encoder then runs its masked stack)."""
     contract = datamodule.contract
+    if min_width_share is not None and not 0 < min_width_share <= 1:
+        raise ConfigError(f"bench.min_width_share must be in (0, 1], got {min_width_share}")
     gen = torch.Generator().manual_seed(seed)
     batches = []
     for _ in range(count):
         if contract.task == "lines":
             inputs = torch.rand(batch_size, contract.channels, contract.height, contract.width, generator=gen) * 2 - 1
-            batch = {"inputs": inputs, "input_lengths": torch.full((batch_size,), contract.width)}
+            widths = torch.full((batch_size,), contract.width)
+            if min_width_share is not None:
+                low = max(1, math.ceil(min_width_share * contract.width))
+                widths = torch.randint(low, contract.width + 1, (batch_size,), generator=gen)
+                widths[0] = contract.width
+            batch = {"inputs": inputs, "input_lengths": widths}
         else:
             inputs = torch.rand(batch_size, contract.input_length, contract.input_dim, generator=gen)
             batch = {"inputs": inputs}
@@ -245,7 +258,8 @@ def bench(cfg: DictConfig) -> dict:
     bench_charset(cfg)
     datamodule = build_datamodule(cfg)
     template = build_system(cfg, datamodule)
-    batches = synthetic_batches(datamodule, b.batch_size, max(b.train_batches, b.infer_batches), cfg.seed)
+    batches = synthetic_batches(datamodule, b.batch_size, max(b.train_batches, b.infer_batches), cfg.seed,
+                                b.get("min_width_share"))
     train_batches, infer_batches = as_loader(batches[: b.train_batches]), as_loader(batches[: b.infer_batches])
     resolve_trainer_precision(cfg.trainer)
     precision = str(cfg.trainer.precision)

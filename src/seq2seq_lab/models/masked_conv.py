@@ -54,22 +54,22 @@ class _MaskedBatchNorm(torch.autograd.Function):
         # E[x^2] - mean^2, summed in fp32 (each square rounded once in x's dtype)
         var = ((masked * x).sum((0, 2, 3), dtype=acc) / count - mean.square()).clamp(min=0)  # (C,), biased
         gamma = torch.ones_like(mean) if weight is None else weight
-        ctx.save_for_backward(x, mask, mean, var, gamma)
-        ctx.count, ctx.eps, ctx.affine = count, eps, (weight is not None, bias is not None)
+        ctx.save_for_backward(x, mask, mean, var, gamma, count)
+        ctx.eps, ctx.affine = eps, (weight is not None, bias is not None)
         ctx.mark_non_differentiable(mean, var)
         return torch.batch_norm(x, gamma, bias, mean, var, False, 0.0, eps, False), mean, var
 
     @staticmethod
     def backward(ctx, grad, _grad_mean, _grad_var):
-        x, mask, mean, var, gamma = ctx.saved_tensors
+        x, mask, mean, var, gamma, count = ctx.saved_tensors
         # with the statistics fixed: grad * gamma * rstd, sum(grad * xhat) (the weight's gradient), sum(grad)
         d_x, d_weight, d_bias = torch.ops.aten.native_batch_norm_backward(
             grad, x, gamma, mean, var, None, None, False, ctx.eps, [True, True, True])
         rstd = torch.rsqrt(var + ctx.eps)
         # through the statistics: var = s2 / n - mean^2, mean = s1 / n with s1, s2 the masked sums of x, x^2
         d_var = -0.5 * rstd.square() * gamma.to(rstd.dtype) * d_weight.to(rstd.dtype)
-        d_s2 = d_var / ctx.count
-        d_s1 = (-gamma.to(rstd.dtype) * rstd * d_bias.to(rstd.dtype) - 2 * mean * d_var) / ctx.count
+        d_s2 = d_var / count
+        d_s1 = (-gamma.to(rstd.dtype) * rstd * d_bias.to(rstd.dtype) - 2 * mean * d_var) / count
         # mask * (2 d_s2 x + d_s1) = mask * (2 d_s2 / rstd * xhat + 2 d_s2 mean + d_s1): one more normalisation
         through_stats = torch.batch_norm(x, 2 * d_s2 / rstd, 2 * d_s2 * mean + d_s1, mean, var,
                                          False, 0.0, ctx.eps, False)

@@ -41,7 +41,7 @@ class _MaskedBatchNorm(torch.autograd.Function):
     through it with the parameters' gradients, are PyTorch's own fused batch-norm kernels with those
     statistics held fixed (as in eval mode); the gradient through the statistics is added as one more
     normalisation of ``x``. Every elementwise pass thus runs in ``x``'s dtype with fp32 arithmetic inside;
-    the same formula through autograd ran 2.5-6 times slower under bf16 on CPU, mostly in mixed-dtype
+    the same formula through autograd ran 2.5-8 times slower under bf16 on CPU, mostly in mixed-dtype
     elementwise kernels. The backward is exact for any ``grad``, also on the masked columns.
     """
 

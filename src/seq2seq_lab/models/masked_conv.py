@@ -56,11 +56,11 @@ class _MaskedBatchNorm(torch.autograd.Function):
         gamma = torch.ones_like(mean) if weight is None else weight
         ctx.save_for_backward(x, mask, mean, var, gamma, count)
         ctx.eps, ctx.affine = eps, (weight is not None, bias is not None)
-        ctx.mark_non_differentiable(mean, var)
-        return torch.batch_norm(x, gamma, bias, mean, var, False, 0.0, eps, False), mean, var
+        ctx.mark_non_differentiable(mean, var, count)
+        return torch.batch_norm(x, gamma, bias, mean, var, False, 0.0, eps, False), mean, var, count
 
     @staticmethod
-    def backward(ctx, grad, _grad_mean, _grad_var):
+    def backward(ctx, grad, _grad_mean, _grad_var, _grad_count):
         x, mask, mean, var, gamma, count = ctx.saved_tensors
         # with the statistics fixed: grad * gamma * rstd, sum(grad * xhat) (the weight's gradient), sum(grad)
         d_x, d_weight, d_bias = torch.ops.aten.native_batch_norm_backward(
@@ -82,10 +82,9 @@ def masked_batch_norm(norm: nn.BatchNorm2d, x: torch.Tensor, mask: torch.Tensor)
     columns only (its running statistics updated from them as ``nn.BatchNorm2d`` would); ``(B, C, H, W)``
     in ``x``'s dtype. The columns outside the mask are normalised too, with those statistics."""
     weight, bias = (norm.weight, norm.bias) if norm.affine else (None, None)
-    out, mean, var = _MaskedBatchNorm.apply(x, mask.to(x.dtype), weight, bias, norm.eps)
+    out, mean, var, count = _MaskedBatchNorm.apply(x, mask.to(x.dtype), weight, bias, norm.eps)
     if norm.track_running_stats:
         with torch.no_grad():
-            count = mask.sum(dtype=var.dtype) * x.size(2)
             norm.num_batches_tracked.add_(1)
             momentum = 1.0 / norm.num_batches_tracked.item() if norm.momentum is None else norm.momentum
             unbiased = var * count / (count - 1).clamp(min=1)

@@ -106,6 +106,33 @@ def test_a_padded_row_trains_as_if_alone(channels_last):
         assert (got - want).norm() <= 1e-5 * want.norm(), (got - want).norm() / want.norm()
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_rows_of_other_widths_train_as_with_whole_masks(channels_last, monkeypatch):
+    """The eager stack (masks from the narrowest row on, a ReLU masking its own output, poolings without
+    masks) gives the outputs and gradients of one that multiplies every ReLU's and pooling's output by
+    its whole mask (as under graph capture), on rows of other widths."""
+    from seq2seq_lab.models import masked_conv
+
+    torch.manual_seed(0)
+    encoder = CRNNEncoder(channels=1, **{**SLIM, "conv_channels": (8, 16, 16, 16, 32, 32, 32)}, batch_norm="all",
+                          channels_last=channels_last).train()
+    images, widths = torch.rand(3, 1, 32, 300), torch.tensor([97, 300, 150])
+    weights = torch.randn(encoder.columns(300), 32)  # (T', C')
+
+    def run():
+        encoder.zero_grad()
+        features = encoder.features(images, widths)  # (B, T', C')
+        (features * weights).sum().backward()
+        return features.detach(), [p.grad.clone() for p in encoder.cnn.parameters()]
+
+    features, grads = run()
+    monkeypatch.setattr(masked_conv, "_capturing_graph", lambda: True)
+    want_features, want_grads = run()
+    assert torch.allclose(features, want_features, atol=1e-5)
+    for want, got in zip(want_grads, grads, strict=True):
+        assert (got - want).norm() <= 1e-5 * want.norm(), (got - want).norm() / want.norm()
+
+
 def test_masked_batch_norm_keeps_running_statistics_of_the_valid_columns():
     from seq2seq_lab.models.masked_conv import column_mask, masked_batch_norm
 
@@ -138,8 +165,9 @@ def test_masked_batch_norm_keeps_running_statistics_of_the_valid_columns():
     assert torch.allclose(norm.bias.grad, plain.bias.grad, atol=1e-4)
 
 
+@pytest.mark.parametrize("start", [0, 2])
 @pytest.mark.parametrize("affine", [True, False])
-def test_masked_batch_norm_gradients_on_every_column(affine):
+def test_masked_batch_norm_gradients_on_every_column(affine, start):
     """Exact also where the padding's outputs get a gradient (they depend on the valid columns' statistics)."""
     from seq2seq_lab.models.masked_conv import column_mask, masked_batch_norm
 
@@ -148,7 +176,7 @@ def test_masked_batch_norm_gradients_on_every_column(affine):
     x = torch.randn(3, 4, 2, 9, dtype=torch.double, requires_grad=True)
     mask = column_mask(torch.tensor([5, 9, 2]), 9, x)
     inputs = (x, norm.weight, norm.bias) if affine else (x,)
-    assert torch.autograd.gradcheck(lambda x, *_: masked_batch_norm(norm, x, mask), inputs)
+    assert torch.autograd.gradcheck(lambda x, *_: masked_batch_norm(norm, x, mask, start), inputs)
 
 
 def test_crnn_masks_columns_beyond_the_content_width_and_takes_other_sizes():

@@ -176,9 +176,9 @@ def run_masked(layers: nn.Sequential, x: torch.Tensor, widths: torch.Tensor, cha
             x = masked_batch_norm(layer, x, column_mask(widths, x.size(3), x), min(start, x.size(3)))
         elif isinstance(layer, nn.ReLU) and not capturing:
             following = layers[i + 1] if i + 1 < len(layers) else None
-            pool_ready = isinstance(following, nn.MaxPool2d) and pooled_columns(following, start) is not None
-            keep, keep_start = ((pooled_columns(following, widths), pooled_columns(following, start)) if pool_ready
-                                else (widths, start))
+            keep_start = pooled_columns(following, start) if isinstance(following, nn.MaxPool2d) else None
+            pool_ready = keep_start is not None
+            keep, keep_start = (pooled_columns(following, widths), keep_start) if pool_ready else (widths, start)
             x = _MaskedReLU.apply(x, keep, min(max(keep_start, 0), x.size(3)))
         elif isinstance(layer, nn.MaxPool2d) and pool_ready:
             x, pool_ready = layer(x), False  # zero past each row's outputs already

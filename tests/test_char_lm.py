@@ -166,3 +166,34 @@ def test_the_model_prints_ascii_twins_in_their_share_of_runs_as_the_generator_do
         char_lm_from_text(str(text), tokenizer, ascii_twins="甲", twin_share=0.5)
     with pytest.raises(ConfigError, match="system.lm.twin_share"):
         check_lm_options({"text_file": "builtin:news", "twin_share": 2})
+
+
+def test_the_model_counts_ascii_runs_in_their_share_of_pieces_as_the_generator_does(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("甲乙丙丁甲乙丙丁甲乙丙丁甲乙丙丁甲乙丙丁\n" * 300, encoding="utf-8")
+    tokenizer = Tokenizer("甲乙丙丁abcXYZ0123456789.%")
+    ascii_ids = [tokenizer.encode(c)[0] - tokenizer.FIRST_CHAR for c in "abcXYZ0123456789"]
+    chars = slice(tokenizer.FIRST_CHAR, tokenizer.PAD)
+
+    def ascii_after(lm, c):  # P(an ASCII letter or digit next | c)
+        return float(lm.log_probs(torch.tensor([[tokenizer.encode(c)[0]]]))[0, chars].exp()[ascii_ids].sum())
+
+    plain = char_lm_from_text(str(text), tokenizer, order=2)
+    mixed = char_lm_from_text(str(text), tokenizer, order=2, ascii_share=0.5)
+    assert ascii_after(plain, "甲") < 0.01 < 0.03 < ascii_after(mixed, "甲") < 0.3
+    assert ascii_after(mixed, "a") > 0.5  # ASCII runs go on as runs
+    with pytest.raises(ConfigError, match="system.lm.ascii_share"):
+        check_lm_options({"text_file": "builtin:news", "ascii_share": -0.1})
+
+
+def test_mixed_ascii_runs_keep_each_segment_and_piece_length():
+    import numpy as np
+
+    from seq2seq_lab.data.synth.text import mix_ascii_runs
+
+    segments = ["甲乙丙丁" * 7, "甲乙", "丙丁甲乙丙"]
+    mixed = mix_ascii_runs(segments, "甲乙丙丁ab12", 1.0, np.random.default_rng(0))
+    assert [len(s) for s in mixed] == [len(s) for s in segments] and mixed[1] == "甲乙"  # too short for a run
+    pieces = [mixed[0][i:i + 10] for i in range(0, 28, 10)]
+    assert all(any(c in "ab12" for c in p) and any(c in "甲乙丙丁" for c in p) for p in pieces)
+    assert mix_ascii_runs(segments, "甲乙丙丁", 1.0, np.random.default_rng(0)) == segments  # no ASCII to print

@@ -26,7 +26,7 @@ __all__ = ["OCRSystem", "check_lm_options"]
 log = logging.getLogger(__name__)
 
 LM_DEFAULTS = {"weight": 0.4, "relative": True, "order": 3, "discount": 0.75, "eps": 0.01, "ascii_twins": None,
-               "twin_share": 0.0}
+               "twin_share": 0.0, "ascii_share": 0.0}
 
 
 def check_lm_options(lm: dict | None) -> dict | None:
@@ -56,9 +56,10 @@ def check_lm_options(lm: dict | None) -> dict | None:
         raise ConfigError(f"system.lm.discount must be in (0, 1), got {options['discount']}")
     if not 0 < options["eps"] <= 1:
         raise ConfigError(f"system.lm.eps must be in (0, 1], got {options['eps']}")
-    share = options["twin_share"] = 0.0 if options["twin_share"] is None else options["twin_share"]  # null: as synth's
-    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
-        raise ConfigError(f"system.lm.twin_share must be a number in [0, 1], got {share!r}")
+    for key in ("twin_share", "ascii_share"):
+        share = options[key] = 0.0 if options[key] is None else options[key]  # null: as synth's
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise ConfigError(f"system.lm.{key} must be a number in [0, 1], got {share!r}")
     if options["ascii_twins"] is not None and not isinstance(options["ascii_twins"], str):
         raise ConfigError(f"system.lm.ascii_twins must be a string of characters such as （）, got {options['ascii_twins']!r}")
     return options
@@ -78,7 +79,8 @@ class OCRSystem(Seq2SeqSystem):
             log-probabilities, added to the model's in the beam search; 0 turns it off), and
             optionally ``relative`` (true: log-probabilities relative to the text's character
             frequencies), ``order`` (3), ``discount`` (0.75), ``eps`` (0.01), ``ascii_twins`` and
-            ``twin_share`` (the generator's: runs of the text printing them as ASCII); see
+            ``twin_share`` (the generator's: runs of the text printing them as ASCII), ``ascii_share``
+            (the generator's: pieces of the text given a run of ASCII text); see
             :mod:`~seq2seq_lab.models.char_lm`. It is counted from the text when first needed
             (seconds), and is no part of the checkpoint's weights. None: no fusion.
         ctc_weight: ``w`` of joint CTC-attention training (Kim et al., 2017): the

@@ -40,7 +40,7 @@ from seq2seq_lab.data.charset import read_charset
 from seq2seq_lab.errors import ConfigError
 
 __all__ = ["BUILTIN_CHARSETS", "BUILTIN_TEXTS", "TextSampler", "ascii_twin_map", "builtin_charset", "load_charset",
-           "read_text_lines", "read_text_source", "text_segments", "text_source_file", "to_charset"]
+           "mix_ascii_runs", "read_text_lines", "read_text_source", "text_segments", "text_source_file", "to_charset"]
 
 CJK_COMMON_FILE = Path(__file__).with_name("cjk_common.txt")
 BUILTIN_CHARSETS = ("digits", "latin", "cjk_common")
@@ -305,14 +305,8 @@ class TextSampler:
         return "".join(chars)
 
     def _with_ascii(self, rng: np.random.Generator) -> str:
-        """A plain label with a run of 2..7 of its characters (never all) replaced by ASCII text."""
-        chars = list(self._plain(rng))
-        if len(chars) < 3:
-            return "".join(chars)
-        size = int(rng.integers(2, min(7, len(chars) - 1) + 1))
-        start = int(rng.integers(0, len(chars) - size + 1))
-        chars[start:start + size] = _ascii_run(self.ascii, size, rng)  # no space in it: the ends stay spaceless
-        return "".join(chars)
+        """A plain label with a run of ASCII text in it (:func:`_with_ascii_run`)."""
+        return _with_ascii_run(self._plain(rng), self.ascii, rng)
 
     def sample(self, rng: np.random.Generator) -> str:
         """One label, drawn with ``rng``."""
@@ -327,6 +321,34 @@ class TextSampler:
         if self._twins and self.twin_share and rng.random() < self.twin_share:  # no draw without: older corpora stay as drawn
             label = label.translate(self._twins)
         return label
+
+
+def mix_ascii_runs(segments: Iterable[str], charset: str, share: float, rng: np.random.Generator,
+                   piece: int = 10) -> list[str]:
+    """Running text as the generator's labels print it: each ``piece``-character piece of each
+    segment (a label's length in the classic corpus) is, with probability ``share``, given a run
+    of ASCII text as :class:`TextSampler` gives ``ascii_share`` of its labels; the segments keep
+    their length. With no Latin letter nor digit in ``charset`` they stay as they are."""
+    ascii = _AsciiClasses.of(charset)
+    if not (share and ascii.any):
+        return list(segments)
+    mixed = []
+    for segment in segments:
+        pieces = (segment[i:i + piece] for i in range(0, len(segment), piece))
+        mixed.append("".join(_with_ascii_run(p, ascii, rng) if rng.random() < share else p for p in pieces))
+    return mixed
+
+
+def _with_ascii_run(text: str, ascii: _AsciiClasses, rng: np.random.Generator) -> str:
+    """``text`` with a run of 2..7 of its characters (never all) replaced by ASCII text; as it is
+    when shorter than 3."""
+    chars = list(text)
+    if len(chars) < 3:
+        return text
+    size = int(rng.integers(2, min(7, len(chars) - 1) + 1))
+    start = int(rng.integers(0, len(chars) - size + 1))
+    chars[start:start + size] = _ascii_run(ascii, size, rng)  # no space in it: the ends stay spaceless
+    return "".join(chars)
 
 
 def ascii_twin_map(chars: str, charset: str) -> dict[str, str]:

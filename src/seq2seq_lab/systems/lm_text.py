@@ -36,8 +36,8 @@ def char_lm_from_text(text_file: str, tokenizer: Tokenizer, order: int = 3, disc
     sequences = [tokenizer.encode(s)[:-1] for s in segments]  # without EOS
     char_ids = range(tokenizer.FIRST_CHAR, tokenizer.PAD)
     lm = CharNgramLM(sequences, tokenizer.vocab_size, char_ids, order=order, discount=discount, eps=eps)
-    twins = f" ({ascii_twins} as ASCII in {twin_share:g} of the runs)" if ascii_twins and twin_share else ""
-    twins += f" (ASCII runs in {ascii_share:g} of its 10-character pieces)" if ascii_share else ""
-    log.info("character %d-gram model of %s%s: %d characters in %d runs, counted in %.1f s", order, text_file, twins,
+    mixed = f" ({ascii_twins} as ASCII in {twin_share:g} of the runs)" if ascii_twins and twin_share else ""
+    mixed += f" (ASCII runs in {ascii_share:g} of its 10-character pieces)" if ascii_share else ""
+    log.info("character %d-gram model of %s%s: %d characters in %d runs, counted in %.1f s", order, text_file, mixed,
              sum(map(len, sequences)), len(sequences), time.perf_counter() - start)
     return lm

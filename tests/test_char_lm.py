@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from seq2seq_lab.data.synth.text import mix_ascii_runs
 from seq2seq_lab.data.tokenizer import Tokenizer
 from seq2seq_lab.errors import ConfigError
 from seq2seq_lab.models import AttentionSeq2Seq
@@ -187,10 +189,6 @@ def test_the_model_counts_ascii_runs_in_their_share_of_pieces_as_the_generator_d
 
 
 def test_mixed_ascii_runs_keep_each_segment_and_piece_length():
-    import numpy as np
-
-    from seq2seq_lab.data.synth.text import mix_ascii_runs
-
     segments = ["甲乙丙丁" * 7, "甲乙", "丙丁甲乙丙"]
     mixed = mix_ascii_runs(segments, "甲乙丙丁ab12", 1.0, np.random.default_rng(0))
     assert [len(s) for s in mixed] == [len(s) for s in segments] and mixed[1] == "甲乙"  # too short for a run

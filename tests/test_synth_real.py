@@ -286,6 +286,50 @@ def test_rotate_span_keeps_a_long_lines_ends_within_a_short_lines_rise():
     assert LookConfig().rotate_span is None  # older corpora keep their images for a seed
 
 
+def _ink_columns(image: Image.Image) -> tuple[int, int]:
+    """First and last column darker than the paper (dark ink on light paper, no defects drawn)."""
+    a = np.asarray(image, dtype=np.float32)
+    dark = np.nonzero(a.min(axis=0) < a.max() - 40)[0]
+    return int(dark[0]), int(dark[-1])
+
+
+def test_a_loose_crop_leaves_blank_paper_beside_the_text_and_is_off_by_default(cjk_faces):
+    plain = dict(p_rotate=0.0, p_curve=0.0, p_perspective=0.0, p_blur=0.0, p_motion_blur=0.0, p_noise=0.0,
+                 p_jpeg=0.0, p_texture=0.0, p_gradient=0.0, p_underline=0.0, p_rule=0.0, contrast=(150, 150))
+    tight, _ = render_real_line("我们的国家在前进", cjk_faces[:1], np.random.default_rng(5), LookConfig(**plain))
+    lo, hi = _ink_columns(tight)
+    assert lo < 12 and hi > tight.width - 12  # about half a glyph at most beside the text
+    sides = set()
+    for seed in range(6):
+        cfg = LookConfig(p_margin=1.0, margin=(0.5, 0.5), **plain)
+        loose, _ = render_real_line("我们的国家在前进", cjk_faces[:1], np.random.default_rng(seed), cfg)
+        lo, hi = _ink_columns(loose)
+        text = hi - lo
+        assert loose.width - text > 0.4 * text  # half the text's width of blank paper, and the usual margins
+        sides.add(lo > loose.width - hi)  # more blank on the left than on the right
+    assert sides == {True, False}  # split at random between the two sides
+    assert LookConfig().p_margin == 0.0  # older corpora keep their images for a seed
+
+
+def test_a_blur_kernel_sized_from_its_sigma_blurs_more_than_three_by_three():
+    from seq2seq_lab.data.synth.look import _camera
+
+    bars = np.zeros((32, 200), np.uint8)
+    bars[:, ::8] = 255
+    spreads = {}
+    for kernel in (3, 0):
+        cfg = LookConfig(p_blur=1.0, p_motion_blur=0.0, p_noise=0.0, p_jpeg=0.0, p_perspective=0.0,
+                         blur_sigma=(1.5, 1.5), blur_kernel=kernel)
+        camera = _camera(tuple(vars(cfg).items()))
+        spreads[kernel] = []
+        for seed in range(8):
+            camera.set_random_seed(seed)
+            spreads[kernel].append(float(camera(image=bars)["image"][16, 8:40].std()))
+    # each seed blurs with a gaussian or a motion blur; where it is the gaussian the larger kernel blurs more
+    pairs = list(zip(spreads[0], spreads[3]))
+    assert all(a <= b for a, b in pairs) and any(a < 0.6 * b for a, b in pairs)
+
+
 def test_look_config_rejects_bad_values():
     with pytest.raises(ConfigError, match=r"look\.p_blur"):
         LookConfig(p_blur=1.5)
@@ -295,6 +339,10 @@ def test_look_config_rejects_bad_values():
         LookConfig(perspective_span=0)
     with pytest.raises(ConfigError, match=r"look\.rotate_span must be > 0"):
         LookConfig(rotate_span=-1)
+    with pytest.raises(ConfigError, match=r"look\.blur_kernel must be odd"):
+        LookConfig(blur_kernel=4)
+    with pytest.raises(ConfigError, match=r"look\.margin must be >= 0"):
+        LookConfig(margin=(-0.1, 0.2))
 
 
 def test_a_setting_the_look_lacks_is_named_not_a_type_error():

@@ -103,13 +103,21 @@ class LookConfig:
     p_perspective: float = 0.2
     perspective_span: float | None = None
     p_blur: float = 0.4
+    blur_sigma: tuple[float, float] = (0.3, 1.0)
+    blur_kernel: int = 3
     p_motion_blur: float = 0.1
     p_noise: float = 0.4
     p_jpeg: float = 0.6
     jpeg_quality: tuple[float, float] = (30.0, 95.0)
+    p_margin: float = 0.0
+    margin: tuple[float, float] = (0.05, 0.4)
 
     def __post_init__(self) -> None:
         check_ranges(self, "look")
+        if self.blur_kernel < 0 or (self.blur_kernel and self.blur_kernel % 2 == 0):
+            raise ConfigError(f"look.blur_kernel must be odd, or 0 to size it from the sigma; got {self.blur_kernel}")
+        if self.margin[0] < 0:
+            raise ConfigError(f"look.margin must be >= 0 (a share of the text's width), got {list(self.margin)}")
         if self.height < 8 or self.max_width < self.height:
             raise ConfigError(f"look.height must be >= 8 and max_width >= height, got {self.height}, {self.max_width}")
         for key in ("perspective_span", "rotate_span"):
@@ -255,7 +263,8 @@ def _camera(cfg_key: tuple) -> A.Compose:
     return A.Compose([
         A.Perspective(scale=_PERSPECTIVE_SCALE, fit_output=True, border_mode=cv2.BORDER_REPLICATE,
                       p=cfg.p_perspective if cfg.perspective_span is None else 0.0),
-        A.OneOf([A.GaussianBlur(blur_limit=(3, 3), sigma_limit=(0.3, 1.0)), A.MotionBlur(blur_limit=(3, 5))],
+        A.OneOf([A.GaussianBlur(blur_limit=(cfg.blur_kernel,) * 2, sigma_limit=cfg.blur_sigma),
+                 A.MotionBlur(blur_limit=(3, 5))],
                 p=min(1.0, cfg.p_blur + cfg.p_motion_blur)),
         A.GaussNoise(std_range=(0.01, 0.06), p=cfg.p_noise),
         A.ImageCompression(quality_range=(lo, hi), p=cfg.p_jpeg),
@@ -280,6 +289,10 @@ def render_real_line(text: str, faces: list[FontFace], rng: np.random.Generator,
     mask = _bend(_glyph_mask(text, face, size, rng, cfg), size, rng, cfg)
     h_full = cfg.height * _SS
     margin_x = [int(v) for v in rng.integers(_SS, size // 2 + _SS + 1, size=2)]
+    if cfg.p_margin and rng.random() < cfg.p_margin:  # no draw at 0: corpora made before keep their images
+        blank = rng.uniform(*cfg.margin) * mask.width
+        left = rng.random()
+        margin_x = [margin_x[0] + round(blank * left), margin_x[1] + round(blank * (1.0 - left))]
     top = int(rng.integers(0, max(1, h_full - mask.height) + 1)) if mask.height < h_full else 0
     canvas_h = max(h_full, mask.height)
     alpha = np.zeros((canvas_h, mask.width + sum(margin_x)), dtype=np.float32)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from entry_points import EntryPoints
-from ocr_fakes import write_text_lines
+from ocr_fakes import installed_cjk_faces, write_text_lines
 from seq2seq_lab.data.mnist.idx import write_idx
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # one of `pytest -n N`'s workers: a core each, for it and what it starts
@@ -69,3 +69,12 @@ def entry_points():
     server = EntryPoints()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def cjk_faces() -> list:
+    """The installed faces covering common Chinese characters; skips the test when there are none."""
+    faces = installed_cjk_faces()
+    if not faces:
+        pytest.skip("no installed font covers common Chinese characters (make fonts)")
+    return faces

@@ -31,3 +31,18 @@ def write_text_lines(root: Path, charset: str = "abcde", length: int = 3,
         (root / f"{split}.txt").write_text("".join(rows), encoding="utf-8")
     (root / "charset.txt").write_text("".join(c + "\n" for c in charset), encoding="utf-8")
     return root
+
+
+CJK = "的一是了我不人在他有这个上们来到时大地为子中你说生国年着就那和要她出也得里后自以会"  # common characters
+
+
+def installed_cjk_faces() -> list:
+    """The installed font faces that cover :data:`CJK` (``make fonts`` installs them); [] when none."""
+    from seq2seq_lab.data.synth.faces import coverage, resolve_faces
+    from seq2seq_lab.data.synth.fonts import NoFontError
+
+    try:
+        faces = resolve_faces([])
+    except NoFontError:
+        return []
+    return [f for f in faces if set(CJK) <= coverage(f)]

@@ -165,6 +165,33 @@ def test_predict_with_onnxruntime_gives_the_rows_of_pytorch(corpus, checkpoints,
     assert header == "path\ttext\tconfidence\terror"
 
 
+def test_a_model_read_with_trim_margins_exports_it_and_both_backends_cut_loose_lines_alike(corpus, checkpoints, tmp_path):
+    from PIL import Image
+
+    from seq2seq_lab.deploy.runtime import LineReader
+    from seq2seq_lab.export import export
+    from seq2seq_lab.predict import predict
+
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    for path in _test_images(corpus):  # 30 columns of the line's paper on its left, 50 on its right
+        line = Image.open(path)
+        canvas = Image.new(line.mode, (line.width + 80, line.height), line.getpixel((0, 0)))
+        canvas.paste(line, (30, 0))
+        canvas.save(loose / path.name)
+    trim = ["data.trim_margins=true"]
+    summary = export(compose_config("export", [f"ckpt_path={checkpoints['attention']}", *trim], tmp_path / "export"))
+    assert LineReader(summary["path"]).meta["trim_margins"] is True
+    torch_rows = predict(compose_config("predict", [f"ckpt_path={checkpoints['attention']}", f"inputs={loose}", *trim],
+                                        tmp_path / "torch"))
+    ort_rows = predict(compose_config("predict", ["backend=onnxruntime", f"model_path={summary['path']}",
+                                                  f"inputs={loose}"], tmp_path / "ort"))
+    assert [(p, t) for p, t, _ in ort_rows] == [(p, t) for p, t, _ in torch_rows]
+    untrimmed = predict(compose_config("predict", [f"ckpt_path={checkpoints['attention']}", f"inputs={loose}"],
+                                       tmp_path / "untrimmed"))
+    assert [c for *_, c in untrimmed] != pytest.approx([c for *_, c in torch_rows], abs=1e-4)  # the cut was made
+
+
 def _copy_tree(images: list[Path], target: Path, corrupt: int) -> None:
     target.mkdir()
     for i in range(1000):

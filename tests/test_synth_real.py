@@ -15,30 +15,12 @@ from PIL import Image
 
 from seq2seq_lab.data.synth.corpus import CorpusSpec, generate_corpus, spec_from_config
 from seq2seq_lab.data.synth.drawer import LineDrawer, make_drawer
+from ocr_fakes import CJK
 from seq2seq_lab.data.synth.faces import CoverageIndex, FontFace, coverage, faces_for, resolve_faces
-from seq2seq_lab.data.synth.fonts import NoFontError
 from seq2seq_lab.data.synth.look import LookConfig, render_real_line
 from seq2seq_lab.data.synth.text import TextSampler, read_text_source, to_charset
 from seq2seq_lab.errors import ConfigError
 from seq2seq_lab.precision import resolve_precision
-
-CJK = "的一是了我不人在他有这个上们来到时大地为子中你说生国年着就那和要她出也得里后自以会"
-
-
-def _cjk_faces() -> list[FontFace]:
-    try:
-        faces = resolve_faces([])
-    except NoFontError:
-        return []
-    return [f for f in faces if set(CJK) <= coverage(f)]
-
-
-@pytest.fixture(scope="module")
-def cjk_faces() -> list[FontFace]:
-    faces = _cjk_faces()
-    if not faces:
-        pytest.skip("no installed font covers common Chinese characters (make fonts)")
-    return faces
 
 
 def test_full_width_forms_map_to_the_charset_half_width_ones():

@@ -108,7 +108,7 @@ def pytorch_backend(cfg: DictConfig) -> Backend:
     quantize_system(system, quantize, calibration_images(datamodule, cfg.get("calibration_batches", 8)))
     precision.convert_module(system).eval()
     geometry = datamodule.contract  # the training lines' height, maximum width and channels
-    transform = LineImageTransform(geometry.height, geometry.width, geometry.channels)
+    transform = LineImageTransform(geometry.height, geometry.width, geometry.channels, trim=geometry.trim_margins)
 
     def decode(lines: list) -> list[tuple[str, float]]:
         # (B, C, H, W) padded as the data module pads its batches, (B,) widths before padding

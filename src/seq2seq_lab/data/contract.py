@@ -32,6 +32,8 @@ class DataContract:
         channels, height, width: image channels, height and maximum width; None for sequences.
         tokenizer: the tokenizer of token targets; None for classify.
         fixed_width: lines: every batch is padded to ``width`` (else to its widest line).
+        trim_margins: lines: the blank paper beside each line's text is cut off before it is resized
+            (:func:`~seq2seq_lab.deploy.runtime.trim_margins`).
     """
 
     task: str
@@ -44,6 +46,7 @@ class DataContract:
     width: int | None = None
     tokenizer: Tokenizer | None = None
     fixed_width: bool = False
+    trim_margins: bool = False
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -55,6 +58,6 @@ class DataContract:
 
     def values(self) -> dict[str, Any]:
         """The values a model or system config may leave as ``???``, by key (None ones left out)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("task", "fixed_width")}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("task", "fixed_width", "trim_margins")}
         out["num_classes"] = self.num_classes
         return {k: v for k, v in out.items() if v is not None}

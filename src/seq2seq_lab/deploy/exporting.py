@@ -61,7 +61,7 @@ def graph_metadata(kind: str, contract: DataContract, fixed_width: bool) -> dict
     tok = contract.tokenizer
     meta.update(charset=list(tok.chars), sos=tok.SOS, eos=tok.EOS, pad=tok.PAD, unk=tok.UNK,
                 first_char=tok.FIRST_CHAR, blank=tok.SOS, channels=contract.channels, height=contract.height,
-                width=contract.width, fixed_width=bool(fixed_width))
+                width=contract.width, fixed_width=bool(fixed_width), trim_margins=contract.trim_margins)
     return meta
 
 

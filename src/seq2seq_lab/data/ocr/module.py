@@ -219,6 +219,10 @@ class OCRDataModule(ResumableDataModule):
             fraction of the run: steps or ``trainer.max_time``, whichever is further) training batches
             hold only lines of at most ``max_chars`` characters, e.g. ``[[0, 10], [0.6, 40]]``
             (:mod:`~seq2seq_lab.data.length_schedule`). None: every line from the start.
+        trim_margins: cut the blank paper beside each line's text off before resizing it, keeping a
+            quarter of its height (:func:`~seq2seq_lab.deploy.runtime.trim_margins`), in every split and
+            in ``predict``: for a model trained on tight crops that reads loose ones. Widths from the
+            image headers are then upper bounds, used for bucketing only.
     """
 
     def __init__(
@@ -248,6 +252,7 @@ class OCRDataModule(ResumableDataModule):
         synth: dict | None = None,
         image_dir: str | None = None,
         length_schedule: Sequence[Sequence[float]] | None = None,
+        trim_margins: bool = False,
     ):
         super().__init__()
         _check_choice("on_bad_sample", on_bad_sample, BAD_SAMPLE_POLICIES)
@@ -291,12 +296,14 @@ class OCRDataModule(ResumableDataModule):
         self.val_fraction = val_fraction
         self.pin_memory = pin_memory
         self.bucket_by_width, self.fixed_width = bucket_by_width, fixed_width
+        self.trim_margins = trim_margins
 
         self.tokenizer = Tokenizer(self.charset, use_unk=(on_unknown_char or on_bad_sample) == "unk")
         self.output_dim = self.tokenizer.vocab_size
         self.output_length = max_length + 1
         self.contract = DataContract("lines", self.output_dim, self.output_length, channels=channels,
-                                     height=height, width=width, tokenizer=self.tokenizer, fixed_width=fixed_width)
+                                     height=height, width=width, tokenizer=self.tokenizer, fixed_width=fixed_width,
+                                     trim_margins=trim_margins)
         self.datasets: dict[str, OCRDataset] = {}
         self._index_skipped: dict[str, dict[str, int]] = {}  # split -> problem -> count
 
@@ -332,7 +339,7 @@ class OCRDataModule(ResumableDataModule):
         return samples
 
     def _dataset(self, samples: list[Sample], augment: bool) -> OCRDataset:
-        transform = LineImageTransform(self.height, self.width, self.channels, augment=augment)
+        transform = LineImageTransform(self.height, self.width, self.channels, augment=augment, trim=self.trim_margins)
         return OCRDataset(samples, self.tokenizer, self.max_length, transform, skip=self.on_bad_sample == "skip")
 
     def prepare_data(self) -> None:
@@ -347,7 +354,8 @@ class OCRDataModule(ResumableDataModule):
         want_fit = stage in (None, "fit", "validate")
         if want_fit and "train" not in self.datasets and self.on_the_fly:
             spec = self.synth_spec
-            transform = LineImageTransform(self.height, self.width, self.channels, augment=self.augment)
+            transform = LineImageTransform(self.height, self.width, self.channels, augment=self.augment,
+                                           trim=self.trim_margins)
             self.datasets["train"] = OnTheFlyLines(make_drawer(spec), spec.num_train, self.tokenizer,
                                                    self.max_length, transform)
             log.info("train: %d lines drawn on the fly every epoch (%s style)", spec.num_train, spec.style or "simple")

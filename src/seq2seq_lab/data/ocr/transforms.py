@@ -4,7 +4,8 @@
 ``(C, H, W)`` in ``[-1, 1]``:
 
 1. decode (EXIF orientation applied; transparency composited on white);
-2. convert to ``L`` (``channels=1``) or ``RGB`` (``channels=3``);
+2. convert to ``L`` (``channels=1``) or ``RGB`` (``channels=3``), and optionally cut the blank
+   paper beside the text off (``trim``: :func:`~seq2seq_lab.deploy.runtime.trim_margins`);
 3. resize to height ``H`` keeping the aspect ratio (area filter when shrinking,
    bilinear when enlarging); an image that would then be wider than the maximum
    width ``W`` is squashed to exactly ``W``, a narrower one is not stretched;
@@ -24,7 +25,9 @@ import math
 import torch
 from PIL import Image, ImageEnhance, ImageFilter, ImageStat
 
-from seq2seq_lab.deploy.runtime import MAX_PIXELS, ImageTooLargeError, decode_image, line_array, resize_line, scaled_width
+from seq2seq_lab.deploy.runtime import (
+    MAX_PIXELS, ImageTooLargeError, decode_image, line_array, resize_line, scaled_width, trim_margins,
+)
 
 __all__ = ["MAX_PIXELS", "ImageTooLargeError", "LineImageTransform", "decode_image"]
 
@@ -43,22 +46,24 @@ class LineImageTransform:
         width: maximum output width ``W``: wider lines are squashed to it.
         channels: 1 (grayscale) or 3 (RGB).
         augment: apply light random augmentation (training only).
+        trim: cut the blank paper beside the text off first, keeping a quarter of the height.
 
     ``transform(data)`` returns ``(image, w)``: the line resized to height ``H``
     with its aspect ratio, ``w = scaled_width(size) <= W`` columns, unpadded.
     """
 
-    def __init__(self, height: int = 32, width: int = 280, channels: int = 3, augment: bool = False):
+    def __init__(self, height: int = 32, width: int = 280, channels: int = 3, augment: bool = False,
+                 trim: bool = False):
         if channels not in _MODES:
             raise ValueError(f"channels must be 1 or 3, got {channels!r}")
         if height < 1 or width < 1:
             raise ValueError(f"height and width must be >= 1, got {height}, {width}")
-        self.height, self.width, self.channels, self.augment = height, width, channels, augment
+        self.height, self.width, self.channels, self.augment, self.trim = height, width, channels, augment, trim
         self.mode = _MODES[channels]
 
     def __repr__(self) -> str:
         return (f"LineImageTransform(height={self.height}, width={self.width}, "
-                f"channels={self.channels}, augment={self.augment})")
+                f"channels={self.channels}, augment={self.augment}, trim={self.trim})")
 
     def scaled_width(self, size: tuple[int, int]) -> int:
         """Width in ``1..W`` of an image of ``size = (w, h)`` resized to height ``H``."""
@@ -103,7 +108,8 @@ class LineImageTransform:
 
     def from_image(self, img: Image.Image) -> tuple[torch.Tensor, int]:
         """The same for a decoded image (converted to this transform's mode first)."""
-        img = self.resize(img if img.mode == self.mode else img.convert(self.mode))
+        img = img if img.mode == self.mode else img.convert(self.mode)
+        img = self.resize(trim_margins(img) if self.trim else img)
         if self.augment:
             img = self.augment_image(img)
         x = torch.from_numpy(line_array(img))  # (C, H, w)

@@ -15,9 +15,10 @@ The graph holds the encoder and the whole greedy decoding loop (or the CTC head'
 path); its metadata (key ``seq2seq_lab``, JSON) holds what else reading needs: the model
 kind, the charset and special token ids, and the line geometry. Lines are prepared as in
 training: decoded (EXIF orientation applied, transparency on white), converted to gray or
-RGB, cut to their text's columns where the model's data said so (``trim_margins``), resized to the model's height with their aspect ratio (squashed to its maximum width
-when wider), scaled to ``[-1, 1]``, and a batch padded to its widest line by repeating each
-line's last column. The training code (``seq2seq_lab.data.ocr``) imports these functions
+RGB, cut to their text's columns where the model's data said so (``trim_margins``), resized
+to the model's height with their aspect ratio (squashed to its maximum width when wider),
+scaled to ``[-1, 1]``, and a batch padded to its widest line by repeating each line's last
+column. The training code (``seq2seq_lab.data.ocr``) imports these functions
 from here, so the two cannot drift apart.
 """
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ocr_fakes import CJK
 from seq2seq_lab.data.synth.corpus import CorpusSpec, generate_corpus, spec_from_config
 from seq2seq_lab.data.synth.drawer import LineDrawer, make_drawer
-from ocr_fakes import CJK
 from seq2seq_lab.data.synth.faces import CoverageIndex, FontFace, coverage, faces_for, resolve_faces
 from seq2seq_lab.data.synth.look import LookConfig, render_real_line
 from seq2seq_lab.data.synth.text import TextSampler, read_text_source, to_charset

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import pytest
 from PIL import Image, ImageDraw
 
 from seq2seq_lab.data.ocr import OCRDataModule

@@ -149,8 +149,8 @@ def text_columns(img: Image.Image) -> tuple[int, int]:
 
 def trim_margins(img: Image.Image, pad: float = TRIM_PAD) -> Image.Image:
     """``img`` without the blank paper beside its text (:func:`text_columns`), keeping ``pad`` x its
-    height of it on each side; rows are never cut. A model trained on tightly cropped lines reads
-    a loosely cropped one as if it were tight."""
+    height of it on each side; rows are never cut. It lets a model trained on tightly cropped lines
+    read loosely cropped ones (docs/ocr_zh.md, "Or cut the blank paper off")."""
     keep = round(pad * img.height)
     x0, x1 = text_columns(img)
     x0, x1 = max(0, x0 - keep), min(img.width, x1 + keep)

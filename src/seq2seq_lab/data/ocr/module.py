@@ -338,9 +338,12 @@ class OCRDataModule(ResumableDataModule):
             raise BadSampleError(f"{split}: every sample of {names} was skipped ({skipped})")
         return samples
 
+    def _transform(self, augment: bool) -> LineImageTransform:
+        return LineImageTransform(self.height, self.width, self.channels, augment=augment, trim=self.trim_margins)
+
     def _dataset(self, samples: list[Sample], augment: bool) -> OCRDataset:
-        transform = LineImageTransform(self.height, self.width, self.channels, augment=augment, trim=self.trim_margins)
-        return OCRDataset(samples, self.tokenizer, self.max_length, transform, skip=self.on_bad_sample == "skip")
+        return OCRDataset(samples, self.tokenizer, self.max_length, self._transform(augment),
+                          skip=self.on_bad_sample == "skip")
 
     def prepare_data(self) -> None:
         """Write the corpus of ``synth`` into ``synth.out_dir``, or reuse the identical one there
@@ -354,10 +357,8 @@ class OCRDataModule(ResumableDataModule):
         want_fit = stage in (None, "fit", "validate")
         if want_fit and "train" not in self.datasets and self.on_the_fly:
             spec = self.synth_spec
-            transform = LineImageTransform(self.height, self.width, self.channels, augment=self.augment,
-                                           trim=self.trim_margins)
             self.datasets["train"] = OnTheFlyLines(make_drawer(spec), spec.num_train, self.tokenizer,
-                                                   self.max_length, transform)
+                                                   self.max_length, self._transform(self.augment))
             log.info("train: %d lines drawn on the fly every epoch (%s style)", spec.num_train, spec.style or "simple")
         # validating alone reads train only when the validation lines come out of it (val_fraction)
         want_train = stage in (None, "fit") or (stage == "validate" and self.specs["val"] is None)

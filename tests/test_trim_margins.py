@@ -6,11 +6,11 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from seq2seq_lab.data.ocr import OCRDataModule
 from seq2seq_lab.data.ocr.transforms import LineImageTransform
-from seq2seq_lab.deploy.runtime import TRIM_PAD, text_columns, trim_margins
+from seq2seq_lab.deploy.runtime import TRIM_PAD, median3x3, text_columns, trim_margins
 
 
 def _line(width: int, text: tuple[int, int] | None, ink: float = 120.0, seed: int = 0) -> Image.Image:
@@ -30,6 +30,16 @@ def _line(width: int, text: tuple[int, int] | None, ink: float = 120.0, seed: in
         draw.line((x1 - 1, 6, x1 - 1, 25), fill=255, width=2)  # the last stroke ends at x1
     line = paper - ink * (np.asarray(strokes, dtype=np.float64) / 255)
     return Image.fromarray(np.clip(line, 0, 255).astype(np.uint8), "L")
+
+
+def test_the_median_filter_is_pillows_to_the_pixel_edges_included():
+    rng = np.random.default_rng(0)
+    shapes = [(1, 1), (1, 7), (5, 1), (2, 2), (3, 3), (32, 280), (17, 43)]
+    for h, w in shapes + [tuple(rng.integers(1, 60, 2)) for _ in range(30)]:
+        a = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        a[:, : w // 3] = rng.integers(0, 2, (h, w // 3)) * 255  # salt and pepper: ties everywhere
+        expected = np.asarray(Image.fromarray(a).filter(ImageFilter.MedianFilter(3)))
+        assert np.array_equal(median3x3(a), expected), (h, w)
 
 
 def test_the_text_is_found_on_noisy_unevenly_lit_paper_and_a_quarter_of_the_height_kept_beside_it():

@@ -136,7 +136,8 @@ _MEDIAN9 = ((1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 
 
 def median3x3(a: np.ndarray) -> np.ndarray:
     """3 x 3 median filter of a 2-D array ``(h, w)``, edges replicated: what Pillow's
-    ``ImageFilter.MedianFilter(3)`` gives for an ``L`` image (tested), without its cost."""
+    ``ImageFilter.MedianFilter(3)`` gives for an ``L`` image (tested), in a tenth of its time (46
+    against 462-474 microseconds for a 280 x 32 line on an AVX-512 Zen 5; docs/ocr_zh.md)."""
     h, w = a.shape
     p = np.pad(a, 1, mode="edge")
     v = [p[i:i + h, j:j + w] for i in range(3) for j in range(3)]  # the 9 neighbours of each pixel

@@ -155,8 +155,8 @@ def text_columns(img: Image.Image) -> tuple[int, int]:
     whose span is under 40 levels (blank, or text too faint to tell from its paper) has none.
     """
     gray = img if img.mode == "L" else img.convert("L")
-    a = median3x3(np.asarray(gray)).astype(np.int16)  # (h, w)
-    contrast = a.max(axis=0) - a.min(axis=0)  # (w,)
+    a = median3x3(np.asarray(gray))  # (h, w) uint8
+    contrast = a.max(axis=0) - a.min(axis=0)  # (w,): never below 0, so uint8 holds it
     low, high = np.percentile(contrast, [10, 90])
     if high - low < 40:
         return 0, img.width

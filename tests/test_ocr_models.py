@@ -759,9 +759,12 @@ def test_ocr_zh_cpu_widens_its_looks_where_it_trains_in_bf16_into_a_corpus_of_th
 
     monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset(flags))
     trainer = [f"trainer.precision={precision}", f"trainer.accelerator={accelerator}"]
-    synth = OmegaConf.to_container(compose_config("train", ["experiment=ocr_zh_cpu", *trainer], tmp_path),
-                                   resolve=True)["synth"]
+    resolved = OmegaConf.to_container(compose_config("train", ["experiment=ocr_zh_cpu", *trainer], tmp_path),
+                                      resolve=True)
+    synth = resolved["synth"]
     look = LookConfig(**synth["look"])
+    # a model of tight crops cuts the paper beside a line off where it reads (not where it trains)
+    assert resolved["data"]["trim_margins"] == (False if wide else "read")
     if wide:  # and loose crops, softer focus
         assert (look.contrast, look.jpeg_quality) == ((25, 230), (15, 95))
         assert synth["out_dir"].endswith("/synth_zh_mixed_len10_300k_stretch16_wide_twins_loose")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from seq2seq_lab.data.ocr import OCRDataModule
@@ -93,6 +94,26 @@ def test_the_data_module_cuts_every_split_and_says_so_in_its_contract(tmp_path):
         assert dm.contract.trim_margins is trim and image.shape == (1, 32, width)
         widths[trim] = width
     assert widths[False] == 320 and abs(widths[True] - (122 + 2 * round(TRIM_PAD * 32))) <= 3
+
+
+def test_read_cuts_only_the_lines_the_model_reads_and_a_bad_value_is_refused(tmp_path):
+    (tmp_path / "images").mkdir()
+    _line(320, (90, 212)).save(tmp_path / "images" / "a.png")
+    for split in ("train", "val", "test"):
+        (tmp_path / f"{split}.txt").write_text("images/a.png ab\n", encoding="utf-8")
+    (tmp_path / "charset.txt").write_text("a\nb\n", encoding="utf-8")
+    lists = {split: str(tmp_path / f"{split}.txt") for split in ("train", "val", "test")}
+    dm = OCRDataModule(**lists, charset=str(tmp_path / "charset.txt"), num_workers=0, width=400, channels=1,
+                       trim_margins="read")
+    dm.setup(None)
+    data = (tmp_path / "images" / "a.png").read_bytes()
+    widths = {split: dm.datasets[split].transform(data)[1] for split in ("train", "val", "test")}
+    assert widths["train"] == widths["val"] == 320  # training and validation see the line as drawn
+    assert abs(widths["test"] - (122 + 2 * round(TRIM_PAD * 32))) <= 3
+    assert dm.contract.trim_margins is True  # predict and export read new lines cut
+    for bad in ("yes", 1, None):
+        with pytest.raises(ValueError, match="trim_margins must be true, false or 'read'"):
+            OCRDataModule(test=lists["test"], charset=str(tmp_path / "charset.txt"), trim_margins=bad)
 
 
 def test_the_transform_trims_before_it_resizes():

@@ -220,9 +220,11 @@ class OCRDataModule(ResumableDataModule):
             hold only lines of at most ``max_chars`` characters, e.g. ``[[0, 10], [0.6, 40]]``
             (:mod:`~seq2seq_lab.data.length_schedule`). None: every line from the start.
         trim_margins: cut the blank paper beside each line's text off before resizing it, keeping a
-            quarter of its height (:func:`~seq2seq_lab.deploy.runtime.trim_margins`), in every split and
-            in ``predict``: for a model trained on tight crops that reads loose ones. Widths from the
-            image headers are then upper bounds, used for bucketing only.
+            quarter of its height (:func:`~seq2seq_lab.deploy.runtime.trim_margins`): for a model trained on
+            tight crops that reads loose ones. ``True``: in every split, ``eval``, ``predict`` and ``export``;
+            ``"read"``: only where the model reads (the test split, ``eval``, ``predict``, ``export``), so
+            training and validation see the lines as drawn; ``False``: nowhere. Widths from the image
+            headers are then upper bounds, used for bucketing only.
     """
 
     def __init__(
@@ -252,7 +254,7 @@ class OCRDataModule(ResumableDataModule):
         synth: dict | None = None,
         image_dir: str | None = None,
         length_schedule: Sequence[Sequence[float]] | None = None,
-        trim_margins: bool = False,
+        trim_margins: bool | str = False,
     ):
         super().__init__()
         _check_choice("on_bad_sample", on_bad_sample, BAD_SAMPLE_POLICIES)
@@ -260,6 +262,8 @@ class OCRDataModule(ResumableDataModule):
         _check_choice("channels", channels, (1, 3))
         _check_choice("on_duplicate_char", on_duplicate_char, DUPLICATE_POLICIES)
         _check_choice("label_format", label_format, LABEL_FORMATS)
+        if not (isinstance(trim_margins, bool) or trim_margins == "read"):
+            raise ValueError(f"trim_margins must be true, false or 'read'; got {trim_margins!r}")
         for name, value, low in (("max_length", max_length, 1), ("batch_size", batch_size, 1),
                                  ("num_workers", num_workers, 0), ("height", height, 1), ("width", width, 1)):
             if not isinstance(value, int) or value < low:
@@ -296,14 +300,14 @@ class OCRDataModule(ResumableDataModule):
         self.val_fraction = val_fraction
         self.pin_memory = pin_memory
         self.bucket_by_width, self.fixed_width = bucket_by_width, fixed_width
-        self.trim_margins = trim_margins
+        self.trim_margins = trim_margins  # False | True | "read"
 
         self.tokenizer = Tokenizer(self.charset, use_unk=(on_unknown_char or on_bad_sample) == "unk")
         self.output_dim = self.tokenizer.vocab_size
         self.output_length = max_length + 1
         self.contract = DataContract("lines", self.output_dim, self.output_length, channels=channels,
                                      height=height, width=width, tokenizer=self.tokenizer, fixed_width=fixed_width,
-                                     trim_margins=trim_margins)
+                                     trim_margins=trim_margins in (True, "read"))
         self.datasets: dict[str, OCRDataset] = {}
         self._index_skipped: dict[str, dict[str, int]] = {}  # split -> problem -> count
 
@@ -338,11 +342,13 @@ class OCRDataModule(ResumableDataModule):
             raise BadSampleError(f"{split}: every sample of {names} was skipped ({skipped})")
         return samples
 
-    def _transform(self, augment: bool) -> LineImageTransform:
-        return LineImageTransform(self.height, self.width, self.channels, augment=augment, trim=self.trim_margins)
+    def _transform(self, augment: bool, reading: bool = False) -> LineImageTransform:
+        """The lines' transform; ``reading``: the test split's, which ``trim_margins="read"`` cuts too."""
+        trim = self.trim_margins is True or (reading and self.trim_margins == "read")
+        return LineImageTransform(self.height, self.width, self.channels, augment=augment, trim=trim)
 
-    def _dataset(self, samples: list[Sample], augment: bool) -> OCRDataset:
-        return OCRDataset(samples, self.tokenizer, self.max_length, self._transform(augment),
+    def _dataset(self, samples: list[Sample], augment: bool, reading: bool = False) -> OCRDataset:
+        return OCRDataset(samples, self.tokenizer, self.max_length, self._transform(augment, reading),
                           skip=self.on_bad_sample == "skip")
 
     def prepare_data(self) -> None:
@@ -376,7 +382,7 @@ class OCRDataModule(ResumableDataModule):
         if want_fit and "val" not in self.datasets and self.specs["val"] is not None:
             self.datasets["val"] = self._dataset(self._index("val", self.specs["val"]), augment=False)
         if stage in (None, "test", "predict") and "test" not in self.datasets and self.specs["test"] is not None:
-            self.datasets["test"] = self._dataset(self._index("test", self.specs["test"]), augment=False)
+            self.datasets["test"] = self._dataset(self._index("test", self.specs["test"]), augment=False, reading=True)
 
     def _loader(self, split: str, stage: str, batch_size: int, shuffle: bool) -> DataLoader:
         if split not in self.datasets:

@@ -192,6 +192,42 @@ def test_a_model_read_with_trim_margins_exports_it_and_both_backends_cut_loose_l
     assert [c for *_, c in untrimmed] != pytest.approx([c for *_, c in torch_rows], abs=1e-4)  # the cut was made
 
 
+def test_both_backends_count_the_lines_squashed_past_what_the_model_reads(corpus, checkpoints, exported, tmp_path,
+                                                                          caplog):
+    """A line more than SQUASH_WARN times the model's width (96 here) at its height is read, and counted in a warning."""
+    from PIL import Image
+
+    from seq2seq_lab.deploy.runtime import oriented_size
+    from seq2seq_lab.predict import SQUASH_WARN, predict
+
+    lines = tmp_path / "lines"
+    lines.mkdir()
+    line = Image.open(_test_images(corpus)[0]).convert("L")  # 72 x 32
+    line.save(lines / "a_fits.png")
+    long = Image.new("L", (300, 32), line.getpixel((0, 0)))  # 3.1x the width: the line four times over
+    for x in range(0, 300 - 71, 75):
+        long.paste(line, (x, 0))
+    long.save(lines / "b_long.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored a quarter turn off: read as 300 x 32
+    long.transpose(Image.Transpose.ROTATE_90).save(lines / "c_long_turned.jpg", exif=exif)
+    long.transpose(Image.Transpose.ROTATE_90).save(lines / "d_tall.png")  # 32 x 300: read narrow, not flagged
+    assert oriented_size((lines / "c_long_turned.jpg").read_bytes()) == (300, 32)
+    assert oriented_size((lines / "d_tall.png").read_bytes()) == (32, 300)
+    assert 300 / 96 > SQUASH_WARN > 72 / 96
+    for backend in ([f"ckpt_path={checkpoints['attention']}"], ["backend=onnxruntime", f"model_path={exported}"]):
+        caplog.clear()
+        rows = predict(compose_config("predict", [*backend, f"inputs={lines}"], tmp_path / backend[0].split("=")[0]))
+        assert [Path(p).name for p, *_ in rows] == ["a_fits.png", "b_long.png", "c_long_turned.jpg", "d_tall.png"]
+        warned = [r.getMessage() for r in caplog.records if "squashed" in r.getMessage()]
+        assert len(warned) == 1 and warned[0].startswith("2 of 4 image(s) are more than 2.6x the 96 pixels")
+        assert "b_long.png, 3.1x" in warned[0]
+    caplog.clear()
+    predict(compose_config("predict", [f"ckpt_path={checkpoints['attention']}", f"inputs={lines / 'a_fits.png'}"],
+                           tmp_path / "one"))
+    assert not [r for r in caplog.records if "squashed" in r.getMessage()]
+
+
 def _copy_tree(images: list[Path], target: Path, corrupt: int) -> None:
     target.mkdir()
     for i in range(1000):

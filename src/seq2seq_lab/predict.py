@@ -19,6 +19,12 @@ dir as each batch is decoded; ``resume=true`` skips the images already there, an
 is the geometric mean of the per-step probabilities of the decoded path: the
 decoded tokens with EOS for the attention models, every column's best label for CTC.
 
+A line more than :data:`SQUASH_WARN` times as wide as the model's maximum width (both
+at the model's height) is squashed further than any line a shipped experiment trains
+on; its reading is still written, and the count is logged with the first such image,
+since such a line usually holds more characters than the model reads (``ocr_zh_cpu``:
+10; ``ocr_zh_cpu_lines`` reads up to 40).
+
 ``backend=onnxruntime model_path=<file.onnx>`` reads with a model exported by
 :mod:`seq2seq_lab.export` instead, through :mod:`seq2seq_lab.deploy.runtime` (numpy, Pillow
 and onnxruntime): no checkpoint, and torch is never imported, so a few images are read in
@@ -30,12 +36,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import hydra
 from omegaconf import DictConfig
 
 from seq2seq_lab.configs import config_dir
+from seq2seq_lab.deploy.runtime import oriented_size
 from seq2seq_lab.errors import LabError, reported_errors
 
 log = logging.getLogger(__name__)
@@ -45,8 +52,19 @@ __all__ = ["IMAGE_SUFFIXES", "collect_inputs", "predict"]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 BACKENDS = ("pytorch", "onnxruntime")
 
-# a backend: load(bytes) -> one prepared line; decode(lines) -> [(text, confidence)]
-Backend = tuple[Callable[[bytes], Any], Callable[[list], list[tuple[str, float]]]]
+# ocr_zh_cpu's corpus squashes its lines to the model's width by at most 2.54x (loose crops in bf16; 1.96x for 99 in
+# 100 of its validation and held-out lines) and 1.9x (tight crops in fp32); a line of 25 Chinese characters, 2.7x
+SQUASH_WARN = 2.6
+
+
+class Backend(NamedTuple):
+    """How a backend reads: ``load(bytes)`` -> one prepared line; ``decode(lines)`` -> ``[(text, confidence)]``;
+    the model's line ``height`` and maximum ``width``, in pixels."""
+
+    load: Callable[[bytes], Any]
+    decode: Callable[[list], list[tuple[str, float]]]
+    height: int
+    width: int
 
 
 class PredictError(LabError, ValueError):
@@ -83,12 +101,16 @@ def collect_inputs(spec: str) -> list[Path]:
     return images
 
 
-def _load(path: Path, load: Callable[[bytes], Any]) -> Any:
-    """The prepared line of the image at ``path``; any failure is a :class:`PredictError` naming it."""
+def _load(path: Path, backend: Backend) -> tuple[Any, float]:
+    """The prepared line of the image at ``path``, and how many times the model's maximum width it is
+    at the model's height (before it is squashed to it); any failure is a :class:`PredictError` naming it."""
     try:
-        return load(path.read_bytes())
+        data = path.read_bytes()
+        line = backend.load(data)
+        w, h = oriented_size(data)
     except Exception as err:  # noqa: BLE001 - missing files and every Pillow decoding error
         raise PredictError(f"{path}: cannot read image ({type(err).__name__}: {err})") from err
+    return line, w * backend.height / (h * backend.width)
 
 
 def pytorch_backend(cfg: DictConfig) -> Backend:
@@ -117,7 +139,7 @@ def pytorch_backend(cfg: DictConfig) -> Backend:
             texts, confidence = system.transcribe(precision.convert_input(batch), lengths)
         return list(zip(texts, confidence.float().tolist()))
 
-    return (lambda data: transform(data)[0]), decode
+    return Backend(lambda data: transform(data)[0], decode, geometry.height, geometry.width)
 
 
 def onnxruntime_backend(cfg: DictConfig) -> Backend:
@@ -127,7 +149,8 @@ def onnxruntime_backend(cfg: DictConfig) -> Backend:
     reader = open_exported(cfg.model_path, cfg.get("threads"))
     if reader.kind == "classifier":
         raise PredictError(f"model_path={cfg.model_path}: a classifier does not read text-line images")
-    return reader.load, lambda lines: reader.decode(*reader.prepare(lines))
+    return Backend(reader.load, lambda lines: reader.decode(*reader.prepare(lines)),
+                   reader.meta["height"], reader.meta["width"])
 
 
 def _resume_from(out: Path) -> set[str]:
@@ -164,7 +187,7 @@ def predict(cfg: DictConfig) -> list[tuple[str, str, float]]:
         raise PredictError("ckpt_path: the checkpoint to read with is required (or backend=onnxruntime "
                            "model_path=<an exported .onnx>)")
     paths = collect_inputs(str(cfg.inputs))
-    load, decode = (onnxruntime_backend if backend == "onnxruntime" else pytorch_backend)(cfg)
+    reader = (onnxruntime_backend if backend == "onnxruntime" else pytorch_backend)(cfg)
 
     out = Path(cfg.paths.output_dir) / "predictions.tsv"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -174,15 +197,18 @@ def predict(cfg: DictConfig) -> list[tuple[str, str, float]]:
         paths = [p for p in paths if str(p) not in done]
     else:
         out.write_text("path\ttext\tconfidence\terror\n", encoding="utf-8")
-    rows, bad = [], 0
+    rows, bad, squashed = [], 0, []
     with out.open("a", encoding="utf-8") as tsv:
         for start in range(0, len(paths), cfg.batch_size):
             batch_paths = paths[start : start + cfg.batch_size]
             chunk, images, results = [], [], {}
             for path in batch_paths:
                 try:
-                    images.append(_load(path, load))
+                    line, squash = _load(path, reader)
+                    images.append(line)
                     chunk.append(path)
+                    if squash > SQUASH_WARN:
+                        squashed.append((path, squash))
                 except PredictError as err:
                     if policy == "error":
                         raise
@@ -191,7 +217,7 @@ def predict(cfg: DictConfig) -> list[tuple[str, str, float]]:
                     if policy == "row":
                         results[path] = ("", 0.0, " ".join(str(err).split()))
             if images:
-                results.update((p, (t, c, "")) for p, (t, c) in zip(chunk, decode(images)))
+                results.update((p, (t, c, "")) for p, (t, c) in zip(chunk, reader.decode(images)))
             for path in (p for p in batch_paths if p in results):
                 text, conf, error = results[path]
                 rows.append((str(path), text, conf))
@@ -200,6 +226,13 @@ def predict(cfg: DictConfig) -> list[tuple[str, str, float]]:
             tsv.flush()
     if bad:
         log.warning("%d unreadable image(s) (on_bad_image=%s)", bad, policy)
+    if squashed:
+        path, squash = squashed[0]
+        log.warning("%d of %d image(s) are more than %gx the %d pixels this model reads at height %d, and were "
+                    "squashed to them (first: %s, %.1fx): such a line usually holds more characters than the model "
+                    "was trained to read, so its reading may be cut short or wrong. Read long lines with a model "
+                    "trained on them (experiment=ocr_zh_cpu_lines), or cut them into shorter lines first",
+                    len(squashed), len(rows), SQUASH_WARN, reader.width, reader.height, path, squash)
     log.info("wrote %d predictions to %s", len(rows), out)
     return rows
 

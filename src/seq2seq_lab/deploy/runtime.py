@@ -36,7 +36,7 @@ from PIL import Image, ImageOps
 
 __all__ = [
     "MAX_PIXELS", "METADATA_KEY", "WIDTH_MULTIPLE", "ImageTooLargeError", "LineReader", "batch_width",
-    "ctc_collapse", "decode_ids", "decode_outputs", "decode_image", "line_array", "pad_lines", "resize_line", "scaled_width",
+    "ctc_collapse", "decode_ids", "decode_outputs", "decode_image", "line_array", "oriented_size", "pad_lines", "resize_line", "scaled_width",
     "median3x3", "text_columns", "trim_margins",
 ]
 
@@ -107,6 +107,15 @@ def decode_image(data: bytes, mode: str) -> Image.Image:
             rgba = img.convert("RGBA")
             img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
         return img.convert(mode)
+
+
+def oriented_size(data: bytes) -> tuple[int, int]:
+    """``(w, h)`` of encoded image bytes as :func:`decode_image` gives them (EXIF orientation applied),
+    from the header alone."""
+    with _open(data) as img:
+        w, h = img.size
+        transposed = img.getexif().get(0x0112) in (5, 6, 7, 8)  # Orientation: a quarter turn
+    return (h, w) if transposed else (w, h)
 
 
 def scaled_width(size: tuple[int, int], height: int, max_width: int) -> int:

@@ -273,10 +273,18 @@ def test_the_ocr_data_module_generates_its_corpus_in_prepare_data_and_a_trained_
     validate_config(cfg)  # the lists and charset that prepare_data will write are not missing files
     datamodule = build_datamodule(cfg)
     assert not corpus.exists() and datamodule.contract.output_dim == 500 + 4  # cjk_common:500 + specials
+    with open_dict(cfg):
+        cfg.prepare_only = True
     try:
-        train(cfg)
+        assert train(cfg) == {}  # prepare_only: the corpus, and nothing trained
     except NoFontError as err:
         pytest.skip(f"no font draws the synth charset: {err}")
+    assert (corpus / "train.txt").is_file() and not (tmp_path / "run" / "checkpoints").exists()
+    drawn = {f.name: f.stat().st_mtime_ns for f in corpus.rglob("*")}
+    with open_dict(cfg):
+        cfg.prepare_only = False
+    train(cfg)  # finds the identical corpus and trains on it
+    assert {f.name: f.stat().st_mtime_ns for f in corpus.rglob("*")} == drawn
     assert (corpus / "train.txt").is_file() and (corpus / "charset.txt").read_text().count("\n") == 500
 
     shutil.rmtree(corpus)

@@ -86,6 +86,11 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(cfg.seed, workers=True)
     datamodule = build_datamodule(cfg)
+    if cfg.get("prepare_only"):  # draw (or find) the corpus now; a later run trains its whole budget
+        datamodule.prepare_data()
+        log.info("prepare_only: the data is ready (%s); nothing trained",
+                 getattr(datamodule, "corpus_dir", None) or "nothing to draw")
+        return {}
     system = build_system(cfg, datamodule)
     if cfg.get("init_from") and cfg.get("train"):
         kept = init_weights_from(system, cfg.init_from, cfg.get("init_missing", "error"))

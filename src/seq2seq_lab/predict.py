@@ -20,8 +20,8 @@ is the geometric mean of the per-step probabilities of the decoded path: the
 decoded tokens with EOS for the attention models, every column's best label for CTC.
 
 A line more than :data:`SQUASH_WARN` times as wide as the model's maximum width (both
-at the model's height) is squashed further than any line a shipped experiment trains
-on; its reading is still written, and the count is logged with the first such image,
+at the model's height) is squashed further than ``ocr_zh_cpu``'s corpus squashes any of
+its lines. Its reading is still written; the count is logged with the first such image,
 since such a line usually holds more characters than the model reads (``ocr_zh_cpu``:
 10; ``ocr_zh_cpu_lines`` reads up to 40).
 
@@ -53,7 +53,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 BACKENDS = ("pytorch", "onnxruntime")
 
 # ocr_zh_cpu's corpus squashes its lines to the model's width by at most 2.54x (loose crops in bf16; 1.96x for 99 in
-# 100 of its validation and held-out lines) and 1.9x (tight crops in fp32); a line of 25 Chinese characters, 2.7x
+# 100 of its validation and held-out lines) and 1.9x (tight crops in fp32); 25 Chinese characters at ~30 pixels, 2.7x
 SQUASH_WARN = 2.6
 
 
@@ -231,7 +231,8 @@ def predict(cfg: DictConfig) -> list[tuple[str, str, float]]:
         log.warning("%d of %d image(s) are more than %gx the %d pixels this model reads at height %d, and were "
                     "squashed to them (first: %s, %.1fx): such a line usually holds more characters than the model "
                     "was trained to read, so its reading may be cut short or wrong. Read long lines with a model "
-                    "trained on them (experiment=ocr_zh_cpu_lines), or cut them into shorter lines first",
+                    "trained on them (e.g. experiment=ocr_zh_cpu_lines: up to 40 characters), or cut them into "
+                    "shorter lines first",
                     len(squashed), len(rows), SQUASH_WARN, reader.width, reader.height, path, squash)
     log.info("wrote %d predictions to %s", len(rows), out)
     return rows

@@ -763,17 +763,17 @@ def test_ocr_zh_cpu_widens_its_looks_where_it_trains_in_bf16_into_a_corpus_of_th
                                       resolve=True)
     synth = resolved["synth"]
     look = LookConfig(**synth["look"])
-    # a model of tight crops cuts the paper beside a line off where it reads (not where it trains)
-    assert resolved["data"]["trim_margins"] == (False if wide else "read")
-    if wide:  # and loose crops, softer focus
+    # tight crops either way, and the paper beside a line cut off where it reads (not where it trains)
+    assert resolved["data"]["trim_margins"] == "read"
+    if wide:  # fainter ink, harsher JPEG
         assert (look.contrast, look.jpeg_quality) == ((25, 230), (15, 95))
-        assert synth["out_dir"].endswith("/synth_zh_mixed_len10_300k_stretch16_wide_twins_loose")
+        assert synth["out_dir"].endswith("/synth_zh_mixed_len10_300k_stretch16_wide_twins")
     else:  # the generator's own ranges
         assert (look.contrast, look.jpeg_quality) == (LookConfig().contrast, LookConfig().jpeg_quality)
         assert synth["out_dir"].endswith("/synth_zh_mixed_len10_300k_stretch16_twins")
     assert (synth["ascii_twins"], synth["twin_share"]) == ("（）", 0.5)  # either way
-    loose = (look.p_margin, look.blur_kernel, look.font_size, look.blur_sigma)
-    assert loose == ((0.25, 0, (0.5, 0.92), (0.3, 1.5)) if wide else (0.0, 3, (0.62, 0.92), (0.3, 1.0)))
+    tight = (look.p_margin, look.blur_kernel, look.font_size, look.blur_sigma)
+    assert tight == (0.0, 3, (0.62, 0.92), (0.3, 1.0))
     explicit = compose_config("train", ["experiment=ocr_zh_cpu", *trainer, "synth.look.contrast=[60,200]",
                                         "synth.out_dir=elsewhere"], tmp_path)
     assert (list(explicit.synth.look.contrast), explicit.synth.out_dir) == ([60, 200], "elsewhere")

@@ -52,8 +52,8 @@ __all__ = ["IMAGE_SUFFIXES", "collect_inputs", "predict"]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 BACKENDS = ("pytorch", "onnxruntime")
 
-# ocr_zh_cpu's corpus squashes its lines to the model's width by at most 2.54x (loose crops in bf16; 1.96x for 99 in
-# 100 of its validation and held-out lines) and 1.9x (tight crops in fp32); 25 Chinese characters at ~30 pixels, 2.7x
+# ocr_zh_cpu's corpus squashes its lines to the model's width by at most 1.9x (tight crops; the loose crops its bf16
+# default drew until 2026-12-07, 2.54x); 25 Chinese characters at ~30 pixels, 2.7x
 SQUASH_WARN = 2.6
 
 

@@ -36,7 +36,7 @@ from PIL import Image, ImageOps
 
 __all__ = [
     "MAX_PIXELS", "METADATA_KEY", "WIDTH_MULTIPLE", "ImageTooLargeError", "LineReader", "batch_width",
-    "ctc_collapse", "decode_ids", "decode_outputs", "decode_image", "line_array", "oriented_size", "pad_lines", "resize_line", "scaled_width",
+    "ctc_collapse", "decode_ids", "decode_outputs", "decode_image", "displayed_size", "line_array", "oriented_size", "pad_lines", "resize_line", "scaled_width",
     "median3x3", "text_columns", "trim_margins",
 ]
 
@@ -109,13 +109,20 @@ def decode_image(data: bytes, mode: str) -> Image.Image:
         return img.convert(mode)
 
 
+_QUARTER_TURNS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+
+
+def displayed_size(img: Image.Image) -> tuple[int, int]:
+    """``(w, h)`` of an opened image as :func:`decode_image` gives it (EXIF orientation applied),
+    from its header alone."""
+    w, h = img.size
+    return (h, w) if img.getexif().get(0x0112) in _QUARTER_TURNS else (w, h)
+
+
 def oriented_size(data: bytes) -> tuple[int, int]:
-    """``(w, h)`` of encoded image bytes as :func:`decode_image` gives them (EXIF orientation applied),
-    from the header alone."""
+    """``(w, h)`` of encoded image bytes as :func:`decode_image` gives them (:func:`displayed_size`)."""
     with _open(data) as img:
-        w, h = img.size
-        transposed = img.getexif().get(0x0112) in (5, 6, 7, 8)  # Orientation: a quarter turn
-    return (h, w) if transposed else (w, h)
+        return displayed_size(img)
 
 
 def scaled_width(size: tuple[int, int], height: int, max_width: int) -> int:

@@ -18,12 +18,9 @@ from collections.abc import Callable, Sequence
 import torch
 from PIL import Image
 
-from seq2seq_lab.deploy.runtime import WIDTH_MULTIPLE, batch_width, pad_lines
+from seq2seq_lab.deploy.runtime import WIDTH_MULTIPLE, batch_width, displayed_size, pad_lines
 
 __all__ = ["WIDTH_MULTIPLE", "batch_width", "header_size", "pad_batch", "pad_images"]
-
-_ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
-
 
 def pad_images(images: Sequence[torch.Tensor], width: int) -> torch.Tensor:
     """Images ``(C, H, w_i)`` with ``w_i <= width`` -> ``(B, C, H, width)``, each padded on the
@@ -54,9 +51,6 @@ def header_size(load: Callable[[], bytes]) -> tuple[int, int] | None:
     path = getattr(load, "path", None)
     try:
         with Image.open(path if path is not None else io.BytesIO(load())) as img:
-            w, h = img.size
-            if "exif" in img.info and img.getexif().get(0x0112) in _ROTATED:
-                w, h = h, w
+            return displayed_size(img)
     except Exception:  # noqa: BLE001 - missing files and every Pillow error: the dataset reports them
         return None
-    return w, h

@@ -208,6 +208,28 @@ def test_distortion_bends_the_strokes_keeps_their_ink_and_is_off_by_default(cjk_
     assert LookConfig().p_distort == 0.0  # older corpora keep their images for a seed
 
 
+def test_a_thinner_stroke_keeps_hairlines_with_thin_keep_and_is_the_erosion_by_default():
+    from PIL import Image, ImageFilter
+
+    from seq2seq_lab.data.synth.look import _thinner
+
+    hair = np.zeros((40, 60), np.uint8)
+    hair[10:30, 20:22] = 255  # a hairline two pixels wide at twice the size, with an anti-aliased rim
+    hair[10:30, 19] = hair[10:30, 22] = 100
+    bold = np.zeros((40, 60), np.uint8)
+    bold[10:30, 20:28] = 255  # a stroke eight pixels wide
+    ink = lambda m: np.asarray(m, np.float32).sum()  # noqa: E731
+    hair_img, bold_img = Image.fromarray(hair), Image.fromarray(bold)
+    faded = _thinner(hair_img, None)  # the erosion alone: the hairline fades to its rim's faint gray
+    assert np.asarray(faded).max() <= 100 and ink(faded) < 0.3 * ink(hair_img)
+    cut = np.asarray(_thinner(hair_img, 0.5))
+    assert np.array_equal(cut[10:30, 20:22], hair[10:30, 20:22]) and cut[:, 19].max() == cut[:, 22].max() == 0
+    eroded = bold_img.filter(ImageFilter.MinFilter(3))  # keeps 18 x 6 of 20 x 8 pixels: eroded
+    assert np.array_equal(np.asarray(_thinner(bold_img, 0.5)), np.asarray(eroded))
+    assert 0.6 * ink(bold_img) < ink(eroded) < 0.7 * ink(bold_img)
+    assert LookConfig().thin_keep is None  # older corpora keep their images for a seed
+
+
 def _left_end_shear(image: np.ndarray) -> int:
     """How far a vertical stroke near the left end leans: its column a quarter and three quarters down."""
     h, quarter = image.shape[0], image.shape[1] // 4
@@ -325,6 +347,8 @@ def test_look_config_rejects_bad_values():
         LookConfig(blur_kernel=4)
     with pytest.raises(ConfigError, match=r"look\.margin must be >= 0"):
         LookConfig(margin=(-0.1, 0.2))
+    with pytest.raises(ConfigError, match=r"look\.thin_keep must be a share"):
+        LookConfig(thin_keep=1.5)
 
 
 def test_a_setting_the_look_lacks_is_named_not_a_type_error():

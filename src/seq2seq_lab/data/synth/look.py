@@ -51,7 +51,14 @@ class LookConfig:
     spacing: extra space after each character, as a fraction of the glyph size (negative: tighter).
     size_jitter: largest relative size change of one character within the line.
     baseline_jitter: largest vertical shift of one character, as a fraction of the glyph size.
-    p_bold, p_thin: a heavier stroke (outline) or a thinner one (eroded).
+    p_bold, p_thin: a heavier stroke (outline) or a thinner one (eroded: a 3 x 3 minimum at twice
+        the size takes about a pixel of the final size off every stroke's width).
+    thin_keep: a thinner stroke is eroded only where the erosion keeps at least this share of the
+        glyphs' ink; elsewhere it loses its anti-aliased rim instead (coverage below half dropped).
+        The erosion wipes hairlines out: at the sizes ``ocr_zh_cpu`` draws it keeps 3-25% of the ink
+        of AR PL UMing, UKai, SungtiL and KaitiM and 19-71% of seven other training faces', where
+        the rim cut keeps 75-95%. ``null`` (the default, so corpora made before it keep their
+        images): the erosion always.
     stretch: the glyphs' horizontal scale, as condensed or extended faces draw them; ``[1, 1]``
         (the default) draws nothing, so corpora made before it keep their images.
     p_distort, distort: an elastic distortion of the strokes, smooth over a quarter of the glyph
@@ -87,6 +94,7 @@ class LookConfig:
     baseline_jitter: float = 0.06
     p_bold: float = 0.2
     p_thin: float = 0.1
+    thin_keep: float | None = None
     stretch: tuple[float, float] = (1.0, 1.0)
     p_distort: float = 0.0
     distort: tuple[float, float] = (0.01, 0.03)
@@ -120,6 +128,8 @@ class LookConfig:
             raise ConfigError(f"look.margin must be >= 0 (a share of the text's width), got {list(self.margin)}")
         if self.height < 8 or self.max_width < self.height:
             raise ConfigError(f"look.height must be >= 8 and max_width >= height, got {self.height}, {self.max_width}")
+        if self.thin_keep is not None and not 0.0 <= self.thin_keep <= 1.0:
+            raise ConfigError(f"look.thin_keep must be a share in [0, 1] or null, got {self.thin_keep}")
         for key in ("perspective_span", "rotate_span"):
             value = getattr(self, key)
             if value is not None and not value > 0:
@@ -162,7 +172,7 @@ def _glyph_mask(text: str, face: FontFace, size: int, rng: np.random.Generator, 
                       stroke_fill=255)
         x += _advance(face, s, c) + spacing + (size * 0.3 if c.isspace() else 0.0)
     if thin:
-        mask = mask.filter(ImageFilter.MinFilter(3))
+        mask = _thinner(mask, cfg.thin_keep)
     if cfg.p_distort and rng.random() < cfg.p_distort:  # no draw at 0: corpora made before keep their images
         mask = _distort(mask, size, rng, cfg)
     box = mask.getbbox()
@@ -171,6 +181,19 @@ def _glyph_mask(text: str, face: FontFace, size: int, rng: np.random.Generator, 
         scale = rng.uniform(*cfg.stretch)
         mask = mask.resize((max(1, round(mask.width * scale)), mask.height), Image.Resampling.BICUBIC)
     return mask
+
+
+_RIM_CUT = [0 if v < 128 else round((v - 128) * 255 / 127) for v in range(256)]  # coverage below half dropped
+
+
+def _thinner(mask: Image.Image, keep: float | None) -> Image.Image:
+    """A thinner stroke of the white-on-black ``mask``: eroded (3 x 3 minimum) where that keeps at least
+    ``keep`` of its ink (always when ``keep`` is None), else with its anti-aliased rim cut."""
+    eroded = mask.filter(ImageFilter.MinFilter(3))
+    if keep is None:
+        return eroded
+    ink = np.asarray(mask, dtype=np.float32).sum()
+    return eroded if np.asarray(eroded, dtype=np.float32).sum() >= keep * ink else mask.point(_RIM_CUT)
 
 
 def _distort(mask: Image.Image, size: int, rng: np.random.Generator, cfg: LookConfig) -> Image.Image:
